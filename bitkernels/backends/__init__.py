@@ -1,0 +1,128 @@
+"""Backend registry: which implementations exist here, and which one runs a given call.
+
+| backend   | runs on                                   | needs                              |
+|-----------|-------------------------------------------|------------------------------------|
+| reference | any device                                | torch (pure torch, the test oracle) |
+| cpu       | CPU tensors                               | bitkernels._C                      |
+| cuda      | CUDA tensors                              | bitkernels._C_cuda, a CUDA device  |
+| triton    | CUDA tensors; CPU under TRITON_INTERPRET=1 | triton                             |
+
+``backend="auto"`` picks cuda > triton on CUDA tensors and cpu on CPU tensors, and falls back to
+the reference with a warning when none of those is available.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import warnings
+from dataclasses import dataclass
+from types import ModuleType
+
+import torch
+
+from . import _ext
+
+__all__ = ["NAMES", "BackendStatus", "BackendUnavailable", "available", "resolve"]
+
+NAMES = ("reference", "cpu", "cuda", "triton")
+
+
+class BackendUnavailable(ValueError):
+    """A backend asked for by name cannot run here; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    name: str
+    available: bool
+    reason: str  # what is missing, or where it runs
+
+    def __bool__(self) -> bool:
+        return self.available
+
+
+def triton_interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _triton_missing(device_type: str) -> str | None:
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed (pip install triton)"
+    if device_type == "cpu" and not triton_interpreted():
+        return ("triton runs on CPU tensors only under the interpreter: set TRITON_INTERPRET=1 "
+                "before bitkernels' Triton kernels are first used")
+    if device_type == "cuda" and triton_interpreted():
+        return "TRITON_INTERPRET=1 is set: Triton kernels run on CPU tensors only"
+    if device_type not in ("cpu", "cuda"):
+        return f"the Triton backend supports cuda (and interpreted cpu) tensors, not {device_type}"
+    return None
+
+
+def _missing(name: str, device_type: str) -> str | None:
+    """Why backend `name` cannot run on tensors of `device_type` (None: it can)."""
+    if name == "reference":
+        return None
+    if name == "cpu":
+        if device_type != "cpu":
+            return f"the cpu backend runs on CPU tensors, not {device_type}"
+        return _ext.load_cpu()
+    if name == "cuda":
+        if device_type != "cuda":
+            return f"the cuda backend runs on CUDA tensors, not {device_type}"
+        return _ext.load_cuda()
+    if name == "triton":
+        return _triton_missing(device_type)
+    raise ValueError(f"backend must be 'auto' or one of {NAMES}, got {name!r}")
+
+
+def available() -> dict[str, BackendStatus]:
+    """Each backend with whether it can run here and, if not, what is missing."""
+    gpu = "cuda" if torch.cuda.is_available() else None
+    status = {"reference": BackendStatus("reference", True, "pure torch, any device")}
+    why = _missing("cpu", "cpu")
+    status["cpu"] = BackendStatus("cpu", why is None, why or "CPU tensors (bitkernels._C)")
+    why = _missing("cuda", "cuda")
+    status["cuda"] = BackendStatus("cuda", why is None, why or "CUDA tensors (bitkernels._C_cuda)")
+    triton_devices = [d for d in (gpu, "cpu") if d and _missing("triton", d) is None]
+    status["triton"] = BackendStatus(
+        "triton", bool(triton_devices),
+        f"{' and '.join(triton_devices)} tensors" if triton_devices
+        else _missing("triton", gpu or "cpu"))
+    return status
+
+
+def _module(name: str) -> ModuleType:
+    if name == "reference":
+        from . import reference
+        return reference
+    if name == "triton":
+        # Imported on first use: Triton reads TRITON_INTERPRET when kernels are decorated.
+        return importlib.import_module(".triton", __name__)
+    from . import native
+    return native
+
+
+_warned_fallback: set[str] = set()
+
+
+def resolve(backend: str, device: torch.device) -> tuple[str, ModuleType]:
+    """(name, implementation module) of the backend that runs on tensors on ``device``."""
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a string, got {type(backend).__name__}")
+    if backend == "auto":
+        preference = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}.get(device.type, ())
+        for name in preference:
+            if _missing(name, device.type) is None:
+                return name, _module(name)
+        if preference and device.type not in _warned_fallback:
+            _warned_fallback.add(device.type)
+            reasons = "; ".join(f"{n}: {_missing(n, device.type)}" for n in preference)
+            warnings.warn(f"bitkernels: no compiled backend for {device.type} tensors ({reasons}); "
+                          "using the slow pure-torch reference", RuntimeWarning, stacklevel=3)
+        return "reference", _module("reference")
+    why = _missing(backend, device.type)  # raises ValueError for unknown names
+    if why is not None:
+        raise BackendUnavailable(f"backend={backend!r} is unavailable: {why}")
+    return backend, _module(backend)

@@ -1,0 +1,37 @@
+"""Loading of the compiled extensions. Never raises: a missing extension is a status."""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+import torch
+
+
+@cache
+def load_cpu() -> str | None:
+    """Loads bitkernels._C (op schemas + CPU kernels). None on success, else why not."""
+    try:
+        importlib.import_module("bitkernels._C")
+    except ImportError as e:
+        return (f"bitkernels._C is not built ({e}); build it with "
+                "`pip install --no-build-isolation -e .`")
+    return None
+
+
+@cache
+def load_cuda() -> str | None:
+    """Loads bitkernels._C_cuda (CUDA kernels). None on success, else why not."""
+    why_not = load_cpu()  # the schemas the CUDA kernels register against
+    if why_not:
+        return why_not
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is not a CUDA build"
+    try:
+        importlib.import_module("bitkernels._C_cuda")
+    except ImportError as e:
+        return (f"bitkernels._C_cuda is not built ({e}); it is built when torch is a CUDA "
+                "build and nvcc is found (BITKERNELS_CUDA=1 forces it)")
+    if not torch.cuda.is_available():
+        return "no CUDA device is visible"
+    return None

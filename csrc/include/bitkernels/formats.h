@@ -1,0 +1,121 @@
+// Stored floating-point formats as bit patterns.
+//
+// Every statistic is defined on the stored bits, so the core never asks a compiler to do
+// arithmetic in bf16/fp16: values are bits (unsigned integers of the format's width) and are
+// widened to fp32 exactly when arithmetic is needed. Classification (zero, finite, exponent)
+// is done on bits too, which keeps it exact under flush-to-zero / denormals-are-zero modes.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "bitkernels/macros.h"
+
+namespace bitkernels {
+
+struct Fp32 {
+  using bits_t = uint32_t;
+  static constexpr int kWidth = 32;
+  static constexpr int kMantissa = 23;  // p: stored mantissa bits
+  static constexpr int kExponent = 8;
+  static constexpr int kBias = 127;
+};
+
+struct Bf16 {
+  using bits_t = uint16_t;
+  static constexpr int kWidth = 16;
+  static constexpr int kMantissa = 7;
+  static constexpr int kExponent = 8;
+  static constexpr int kBias = 127;
+};
+
+struct Fp16 {
+  using bits_t = uint16_t;
+  static constexpr int kWidth = 16;
+  static constexpr int kMantissa = 10;
+  static constexpr int kExponent = 5;
+  static constexpr int kBias = 15;
+};
+
+// Stand-in exponent for ulp(inf) and ulp(NaN): large enough that any finite update measured
+// against it falls below the lowest depth bin.
+constexpr int kNonfiniteUlpExponent = 1 << 20;
+
+BK_INLINE uint32_t float_bits(float v) {
+#if BK_DEVICE_CODE && defined(__CUDA_ARCH__)
+  return __float_as_uint(v);
+#else
+  uint32_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+#endif
+}
+
+BK_INLINE float bits_float(uint32_t b) {
+#if BK_DEVICE_CODE && defined(__CUDA_ARCH__)
+  return __uint_as_float(b);
+#else
+  float v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+#endif
+}
+
+template <class F>
+BK_INLINE uint32_t exponent_field(uint32_t bits) {
+  return (bits >> F::kMantissa) & ((1u << F::kExponent) - 1u);
+}
+
+template <class F>
+BK_INLINE bool is_finite_bits(uint32_t bits) {
+  return exponent_field<F>(bits) != (1u << F::kExponent) - 1u;
+}
+
+// log2 of ulp(x) for x stored in format F: 2^(floor(log2|x|) - p) for normal x, the smallest
+// subnormal for zero and subnormals, kNonfiniteUlpExponent for inf and NaN.
+template <class F>
+BK_INLINE int ulp_exponent(uint32_t bits) {
+  const uint32_t e = exponent_field<F>(bits);
+  if (e == (1u << F::kExponent) - 1u) return kNonfiniteUlpExponent;
+  return int(e == 0u ? 1u : e) - F::kBias - F::kMantissa;
+}
+
+// floor(log2|v|) for finite nonzero fp32 v given its bits. Subnormals are handled in integers
+// (their mantissa converts to a normal fp32 exactly), so the answer does not depend on the
+// floating-point environment.
+BK_INLINE int floor_log2_fp32(uint32_t bits) {
+  const uint32_t e = exponent_field<Fp32>(bits);
+  if (e != 0u) return int(e) - Fp32::kBias;
+  const uint32_t mantissa = bits & 0x7FFFFFu;
+  const int log2_mantissa = int(exponent_field<Fp32>(float_bits(float(mantissa)))) - Fp32::kBias;
+  return log2_mantissa - 149;  // subnormal value = mantissa * 2^-149
+}
+
+// Exact widening of stored bits to fp32.
+template <class F>
+BK_INLINE float to_float(uint32_t bits);
+
+template <>
+BK_INLINE float to_float<Fp32>(uint32_t bits) {
+  return bits_float(bits);
+}
+
+template <>
+BK_INLINE float to_float<Bf16>(uint32_t bits) {
+  return bits_float(bits << 16);
+}
+
+template <>
+BK_INLINE float to_float<Fp16>(uint32_t bits) {
+  const uint32_t sign = (bits & 0x8000u) << 16;
+  const uint32_t e = (bits >> 10) & 0x1Fu;
+  const uint32_t m = bits & 0x3FFu;
+  if (e == 0u) {  // zero or subnormal: m * 2^-24, exact in fp32 and computed without subnormals
+    const float magnitude = float(m) * 5.9604644775390625e-08f;
+    return bits_float(float_bits(magnitude) | sign);
+  }
+  if (e == 0x1Fu) return bits_float(sign | 0x7F800000u | (m << 13));  // inf / NaN
+  return bits_float(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+}  // namespace bitkernels

@@ -1,0 +1,76 @@
+"""Builds bitkernels._C (CPU kernels + op schemas) and, where possible, bitkernels._C_cuda.
+
+Environment:
+  BITKERNELS_CUDA=0/1        force the CUDA extension off/on (default: on when torch is a CUDA
+                             build and nvcc is found)
+  BITKERNELS_CUDA_ARCHS      semicolon list of SM versions, default "80;90" (plus PTX of the
+                             newest, so later GPUs can JIT it)
+  BITKERNELS_DEBUG=1         -O0 -g builds
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import setup
+
+try:
+    import torch
+    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+except ImportError:  # torch is not a build requirement on purpose: see README
+    sys.exit("bitkernels builds against the installed torch: install torch first, then "
+             "`pip install --no-build-isolation -e .`")
+
+ROOT = Path(__file__).parent
+CSRC = ROOT / "csrc"
+DEBUG = os.environ.get("BITKERNELS_DEBUG") == "1"
+OPT = ["-O0", "-g"] if DEBUG else ["-O3"]
+
+
+def rel(paths):
+    return sorted(str(p.relative_to(ROOT)) for p in paths)
+
+
+def want_cuda():
+    flag = os.environ.get("BITKERNELS_CUDA")
+    if flag is not None:
+        return flag == "1"
+    return torch.version.cuda is not None and CUDA_HOME is not None
+
+
+def cuda_gencode():
+    archs = [a.strip() for a in os.environ.get("BITKERNELS_CUDA_ARCHS", "80;90").split(";") if a.strip()]
+    flags = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
+    flags.append(f"-gencode=arch=compute_{archs[-1]},code=compute_{archs[-1]}")
+    return flags
+
+
+# No FP contraction anywhere: the CPU, the Triton interpreter and the reference must round the
+# same way (DESIGN.md, update rules). The C++ standard is left to torch's cpp_extension (C++20
+# for recent torch); our own sources and headers stay C++17-clean (nvcc tests compile them so).
+CXX_FLAGS = ["-fopenmp", "-ffp-contract=off", "-Wall", *OPT]
+
+extensions = [
+    CppExtension(
+        "bitkernels._C",
+        sources=rel([CSRC / "ops.cpp", *(CSRC / "cpu").glob("*.cpp")]),
+        include_dirs=[str(CSRC / "include"), str(CSRC)],
+        extra_compile_args={"cxx": CXX_FLAGS},
+        extra_link_args=["-fopenmp"],
+    )
+]
+
+if want_cuda():
+    extensions.append(
+        CUDAExtension(
+            "bitkernels._C_cuda",
+            sources=rel([*(CSRC / "cuda").glob("*.cu"), *(CSRC / "cuda").glob("*.cpp")]),
+            include_dirs=[str(CSRC / "include"), str(CSRC)],
+            extra_compile_args={
+                "cxx": ["-ffp-contract=off", *OPT],
+                "nvcc": ["--fmad=false", "-lineinfo", *OPT, *cuda_gencode()],
+            },
+        )
+    )
+
+setup(ext_modules=extensions, cmdclass={"build_ext": BuildExtension})

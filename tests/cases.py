@@ -1,0 +1,24 @@
+"""Backend x device cases shared by the tests: every backend runs where it can, and the cases it
+cannot run here are skipped with the reason bitkernels.backends gives."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bitkernels import backends
+
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+
+
+def _case(name: str, device: str):
+    if device == "cuda" and not torch.cuda.is_available():
+        return pytest.param(name, device, id=f"{name}-cuda",
+                            marks=pytest.mark.skip(reason="no CUDA device"))
+    why = backends._missing(name, device)
+    marks = [pytest.mark.skip(reason=why)] if why else []
+    return pytest.param(name, device, id=f"{name}-{device}", marks=marks)
+
+
+BACKEND_CASES = [_case(n, d) for d in ("cpu", "cuda") for n in backends.NAMES
+                 if not (d == "cpu" and n == "cuda") and not (d == "cuda" and n == "cpu")]
