@@ -34,19 +34,19 @@ def _is_dense(t: torch.Tensor) -> bool:
 
 
 def _flat_views(*tensors: torch.Tensor) -> list[torch.Tensor]:
-    """1-D views of same-shape tensors that pair up element i of each.
+    """Same-shape tensors the backends can read as flat arrays, element i of each paired.
 
-    Statistics do not depend on element order, so tensors that are all dense in memory with the
-    same strides (e.g. the same transpose) are read in storage order without a copy; anything
-    else is made contiguous.
+    Contiguous tensors pass unchanged. Statistics do not depend on element order, so tensors
+    that are all dense in memory with the same strides (e.g. the same transpose) are read in
+    storage order without a copy; anything else is made contiguous.
     """
+    if all(t.is_contiguous() for t in tensors):
+        return list(tensors)
     first = tensors[0]
-    same_layout = all(t.stride() == first.stride() for t in tensors) and _is_dense(first)
-    if not same_layout:
-        return [t.contiguous().view(-1) for t in tensors]
-    # Dense with equal strides: the elements fill [offset, offset + numel) of each storage.
-    return [t.as_strided((t.numel(),), (1,)) if t.numel() else t.reshape(-1)
-            for t in tensors]
+    if all(t.stride() == first.stride() for t in tensors) and _is_dense(first):
+        # The elements fill [offset, offset + numel) of each storage.
+        return [t.as_strided((t.numel(),), (1,)) for t in tensors]
+    return [t.contiguous() for t in tensors]
 
 
 def bitflip_stats(old: torch.Tensor, new: torch.Tensor, *, update: torch.Tensor | None = None,
@@ -100,11 +100,8 @@ def bitflip_stats(old: torch.Tensor, new: torch.Tensor, *, update: torch.Tensor 
 
     if out is None:
         out = BitStats(fmt, old.device)
-    with torch.no_grad():
-        tensors = [old.detach(), new.detach()]
-        if update is not None:
-            tensors.append(update.detach().float())
-        flat = _flat_views(*tensors)
-        impl.bitflip_stats(flat[0], flat[1], flat[2] if update is not None else None,
-                           out.counters, out.sums)
+    tensors = [old, new] if update is None else [old, new, update.float()]
+    tensors = _flat_views(*(t.detach() if t.requires_grad else t for t in tensors))
+    impl.bitflip_stats(tensors[0], tensors[1], tensors[2] if update is not None else None,
+                       out.counters, out.sums)
     return out

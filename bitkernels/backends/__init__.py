@@ -104,23 +104,31 @@ def _module(name: str) -> ModuleType:
     return native
 
 
-_warned_fallback: set[str] = set()
+_resolved: dict[tuple[str, str], tuple[str, ModuleType]] = {}
 
 
 def resolve(backend: str, device: torch.device) -> tuple[str, ModuleType]:
     """(name, implementation module) of the backend that runs on tensors on ``device``."""
+    # Availability does not change within a process (extensions load once, Triton reads
+    # TRITON_INTERPRET once), so successful answers are cached: this runs on every op call.
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a string, got {type(backend).__name__}")
+    key = (backend, device.type)
+    if key not in _resolved:
+        _resolved[key] = _resolve(backend, device)
+    return _resolved[key]
+
+
+def _resolve(backend: str, device: torch.device) -> tuple[str, ModuleType]:
     if backend == "auto":
         preference = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}.get(device.type, ())
         for name in preference:
             if _missing(name, device.type) is None:
                 return name, _module(name)
-        if preference and device.type not in _warned_fallback:
-            _warned_fallback.add(device.type)
+        if preference:  # warned once: the answer is cached
             reasons = "; ".join(f"{n}: {_missing(n, device.type)}" for n in preference)
             warnings.warn(f"bitkernels: no compiled backend for {device.type} tensors ({reasons}); "
-                          "using the slow pure-torch reference", RuntimeWarning, stacklevel=3)
+                          "using the slow pure-torch reference", RuntimeWarning, stacklevel=4)
         return "reference", _module("reference")
     why = _missing(backend, device.type)  # raises ValueError for unknown names
     if why is not None:
