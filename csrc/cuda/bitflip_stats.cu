@@ -24,7 +24,7 @@ constexpr int64_t kTile = int64_t(kThreads) * kUnroll;
 constexpr int64_t kMaxTilesPerBlock = 65535 / kUnroll;
 constexpr int kBlocksPerSm = 8;
 
-// Counters committed through block_commit_counts, in this order after the 32 flip positions.
+// Per-thread values committed through block_commit: the 32 flip positions, then these.
 constexpr int kChangedValue = 32, kLostValue = 33, kZeroValue = 34, kNonfiniteValue = 35;
 constexpr int kNumValues = 36;
 
@@ -89,32 +89,31 @@ __global__ void __launch_bounds__(kThreads)
   bits.fold();
 
   uint32_t values[kNumValues];
+  int slots[kNumValues];
 #pragma unroll
   for (int k = 0; k < 16; ++k) {
     values[k] = bits.half[k] & 0xFFFFu;
     values[k + 16] = bits.half[k] >> 16;
   }
-  values[kChangedValue] = changed;
-  values[kLostValue] = lost;
-  values[kZeroValue] = zero;
-  values[kNonfiniteValue] = nonfinite;
-  // Slots kFlips..kFlips+31 then kChanged..kNonfinite are consecutive in the layout.
-  static_assert(s::kChanged == s::kFlips + 32 && s::kNonfinite == s::kChanged + 3, "layout");
-  s::block_commit_counts<kNumValues, kThreads>(values, count_scratch, counters + s::kFlips);
+#pragma unroll
+  for (int k = 0; k < 32; ++k) slots[k] = s::kFlips + k;
+  values[kChangedValue] = changed, slots[kChangedValue] = s::kChanged;
+  values[kLostValue] = lost, slots[kLostValue] = s::kLost;
+  values[kZeroValue] = zero, slots[kZeroValue] = s::kZero;
+  values[kNonfiniteValue] = nonfinite, slots[kNonfiniteValue] = s::kNonfinite;
+  s::block_commit<kThreads, uint32_t, uint64_t>(values, slots, count_scratch, counters);
 
   if (kHasUpdate) {
     for (int j = threadIdx.x; j < s::kDepthBins; j += kThreads) {
-      if (depth_hist[j] != 0)
-        atomicAdd(reinterpret_cast<unsigned long long*>(counters + s::kDepth + j),
-                  (unsigned long long)depth_hist[j]);
+      if (depth_hist[j] != 0) s::atomic_add_to(counters + s::kDepth + j, depth_hist[j]);
     }
     const double partial_sums[3] = {sum_d2, sum_p2, sum_r2};
     const int sum_slots[3] = {s::kSumD2, s::kSumP2, s::kSumR2};
-    s::block_commit_sums<3, kThreads>(partial_sums, sum_slots, sum_scratch, sums);
+    s::block_commit<kThreads, double, double>(partial_sums, sum_slots, sum_scratch, sums);
   }
   if (blockIdx.x == 0 && threadIdx.x == 0) {
-    atomicAdd(reinterpret_cast<unsigned long long*>(counters + s::kNumel), (unsigned long long)n);
-    atomicAdd(reinterpret_cast<unsigned long long*>(counters + s::kSteps), 1ull);
+    s::atomic_add_to(counters + s::kNumel, uint64_t(n));
+    s::atomic_add_to(counters + s::kSteps, uint64_t(1));
   }
 }
 

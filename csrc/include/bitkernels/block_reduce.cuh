@@ -17,44 +17,30 @@ __device__ __forceinline__ T warp_sum(T v) {
   return v;
 }
 
-// Sums vals[0..kCount) over the block and atomically adds the totals to out[0..kCount) (int64
-// counters). All threads of the block must call it. scratch: kCount * warps uint32.
-template <int kCount, int kThreads>
-__device__ __forceinline__ void block_commit_counts(const uint32_t (&vals)[kCount],
-                                                    uint32_t* scratch, int64_t* out) {
-  constexpr int kWarps = kThreads / 32;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-#pragma unroll
-  for (int c = 0; c < kCount; ++c) {
-    const uint32_t total = warp_sum(vals[c]);
-    if (lane == 0) scratch[c * kWarps + warp] = total;
-  }
-  __syncthreads();
-  for (int c = threadIdx.x; c < kCount; c += kThreads) {
-    unsigned long long total = 0;
-    for (int w = 0; w < kWarps; ++w) total += scratch[c * kWarps + w];
-    if (total != 0) atomicAdd(reinterpret_cast<unsigned long long*>(out + c), total);
-  }
-  __syncthreads();
+__device__ __forceinline__ void atomic_add_to(int64_t* out, uint64_t v) {
+  atomicAdd(reinterpret_cast<unsigned long long*>(out), (unsigned long long)v);
 }
+__device__ __forceinline__ void atomic_add_to(double* out, double v) { atomicAdd(out, v); }
 
-// The same for float64 sums, vals[c] going to out[slots[c]]. scratch: kCount * warps doubles.
-template <int kCount, int kThreads>
-__device__ __forceinline__ void block_commit_sums(const double (&vals)[kCount],
-                                                  const int (&slots)[kCount], double* scratch,
-                                                  double* out) {
+// Sums vals[c] over the block and atomically adds each total to out[slots[c]]. Per-thread
+// values T are uint32 counts or doubles; totals are summed as Wide (uint64 for counts) and land
+// in int64 counters or float64 sums. All threads of the block must call it.
+// scratch: kCount * (kThreads / 32) elements.
+template <int kThreads, class T, class Wide, class Out, int kCount>
+__device__ __forceinline__ void block_commit(const T (&vals)[kCount], const int (&slots)[kCount],
+                                             T* scratch, Out* out) {
   constexpr int kWarps = kThreads / 32;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
 #pragma unroll
   for (int c = 0; c < kCount; ++c) {
-    const double total = warp_sum(vals[c]);
+    const T total = warp_sum(vals[c]);
     if (lane == 0) scratch[c * kWarps + warp] = total;
   }
   __syncthreads();
   for (int c = threadIdx.x; c < kCount; c += kThreads) {
-    double total = 0;
+    Wide total = 0;
     for (int w = 0; w < kWarps; ++w) total += scratch[c * kWarps + w];
-    if (total != 0) atomicAdd(out + slots[c], total);
+    if (total != 0) atomic_add_to(out + slots[c], total);
   }
   __syncthreads();
 }
