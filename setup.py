@@ -48,7 +48,11 @@ def cuda_gencode():
 # No FP contraction anywhere: the CPU, the Triton interpreter and the reference must round the
 # same way (DESIGN.md, update rules). The C++ standard is left to torch's cpp_extension (C++20
 # for recent torch); our own sources and headers stay C++17-clean (nvcc tests compile them so).
-CXX_FLAGS = ["-fopenmp", "-ffp-contract=off", "-Wall", *OPT]
+# -fno-trapping-math / -fno-math-errno change no result (no reassociation, no contraction): they
+# let the vectorizer compute both sides of a select and call sqrt without errno, which the
+# kernels' branch-free element code relies on to vectorize.
+CXX_FLAGS = ["-fopenmp", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-Wall",
+             *OPT]
 
 extensions = [
     CppExtension(

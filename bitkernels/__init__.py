@@ -1,11 +1,11 @@
 """bitkernels: fused optimizer kernels that measure what each step does to the stored bits.
 
-Public names: bitflip_stats, BitStats, formats, backends.
+Public names: bitflip_stats, BitStats, optim (SGD, Adam, AdamW, Lion), formats, backends.
 """
 
-from . import backends, formats
+from . import backends, formats, optim
 from .ops import bitflip_stats
 from .stats import BitStats
 
-__all__ = ["bitflip_stats", "BitStats", "formats", "backends"]
+__all__ = ["bitflip_stats", "BitStats", "formats", "backends", "optim"]
 __version__ = "0.1.0"

@@ -29,6 +29,30 @@ TORCH_LIBRARY(bitkernels, m) {
       "bitflip_stats(Tensor old, Tensor new, Tensor? update, Tensor(a!) counters, "
       "Tensor(b!) sums) -> ()");
   m.def("stats_layout() -> int[]", &stats_layout);
+
+  // Fused optimizer steps over a list of same-dtype tensors on one device. Per tensor i:
+  // stat_rows[i] is its row in counters [R, kNumCounters] / sums [R, kNumSums] (None: no
+  // statistics), rng_keys[i] its stochastic-rounding stream key. kahan_comps is empty or one
+  // compensation buffer (param dtype) per tensor. With found_inf nonzero nothing is written.
+  // Scalars arrive as float64 and are rounded to fp32 once, on the host.
+  m.def(
+      "sgd_step(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] momentum_buffers, "
+      "Tensor(c!)[] kahan_comps, Tensor(d!)? counters, Tensor(e!)? sums, int[] stat_rows, "
+      "int[] rng_keys, bool[] first_step, Tensor? grad_scale, Tensor? found_inf, float lr, "
+      "float momentum, float dampening, float weight_decay, bool nesterov, bool maximize, "
+      "bool stochastic) -> ()");
+  m.def(
+      "adam_step(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, "
+      "Tensor(c!)[] exp_avg_sqs, Tensor(d!)[] max_exp_avg_sqs, Tensor(e!)[] kahan_comps, "
+      "Tensor(f!)? counters, Tensor(g!)? sums, int[] stat_rows, int[] rng_keys, "
+      "float[] step_sizes, float[] bias_correction2_sqrts, Tensor? grad_scale, "
+      "Tensor? found_inf, float lr, float beta1, float beta2, float eps, float weight_decay, "
+      "bool decoupled, bool amsgrad, bool maximize, bool stochastic) -> ()");
+  m.def(
+      "lion_step(Tensor(a!)[] params, Tensor[] grads, Tensor(b!)[] exp_avgs, "
+      "Tensor(c!)[] kahan_comps, Tensor(d!)? counters, Tensor(e!)? sums, int[] stat_rows, "
+      "int[] rng_keys, Tensor? grad_scale, Tensor? found_inf, float lr, float beta1, "
+      "float beta2, float weight_decay, bool maximize, bool stochastic) -> ()");
 }
 
 BK_PYTHON_MODULE(_C)

@@ -67,11 +67,16 @@ def expected(old: torch.Tensor, new: torch.Tensor, update: torch.Tensor | None =
 SUM_NAMES = ("sum_d2", "sum_g2", "sum_p2", "sum_r2")
 
 
+# The kernels square in fp32 and add in fp32 within a block (a few hundred elements per lane)
+# before float64 (see ElementStats in bitstats.h): about 1e-6 relative, 1e-5 at worst.
+SUM_RTOL = 1e-5
+
+
 def assert_matches(stats, want: dict) -> None:
-    """Counters exactly; float64 sums to the tolerance of a different summation order."""
+    """Counters exactly; float64 sums to the tolerance of the kernels' blocked fp32 squares."""
     got = stats.to_dict()
     for name, value in want.items():
         if name in SUM_NAMES:
-            assert np.isclose(got[name], value, rtol=1e-9, atol=0.0), (name, got[name], value)
+            assert np.isclose(got[name], value, rtol=SUM_RTOL, atol=1e-300), (name, got[name], value)
         else:
             assert got[name] == value, (name, got[name], value)

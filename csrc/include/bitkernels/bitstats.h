@@ -70,6 +70,38 @@ BK_INLINE int depth_bin(uint32_t d_bits, uint32_t old_bits) {
   return n - kDepthMin;
 }
 
+// Everything the contract counts about one element, for loops to reduce. Written as selects
+// so that a loop calling it vectorizes. The four values for the float64 sums are zero for
+// elements outside them; each backend squares and adds them its own way (the CPU in scaled fp32
+// per block, see kSquareScale; CUDA and Triton in float64). sum_r2 adds (q - p)^2.
+struct ElementStats {
+  uint32_t flip_mask;  // old ^ new
+  int depth_bin;       // 0 .. kDepthBins-1, or kDepthBins when d is zero or not finite
+  uint32_t changed, lost, zero, nonfinite;  // 0 or 1
+  float d, g, p, q;    // update, unscaled gradient, old value, new value
+};
+
+// old/new: stored bits of F; d_bits: the intended update; g: the unscaled gradient (0 when
+// unknown, as in bitflip_stats; it feeds sum_g2 only where finite).
+template <class F>
+BK_INLINE ElementStats element_stats(uint32_t old_bits, uint32_t new_bits, uint32_t d_bits,
+                                     float g) {
+  ElementStats e;
+  e.flip_mask = old_bits ^ new_bits;
+  const bool moving = is_finite_update(d_bits) && !is_zero_update(d_bits);
+  e.depth_bin = moving ? depth_bin<F>(d_bits, old_bits) : kDepthBins;
+  e.changed = e.flip_mask != 0u;
+  e.lost = is_lost(d_bits, e.flip_mask);
+  e.zero = is_zero_update(d_bits);
+  e.nonfinite = is_nonfinite<F>(d_bits, new_bits);
+  const bool feeds = feeds_sums<F>(d_bits, old_bits, new_bits);
+  e.d = feeds ? bits_float(d_bits) : 0.0f;
+  e.g = feeds && is_finite_bits<Fp32>(float_bits(g)) ? g : 0.0f;
+  e.p = feeds ? to_float<F>(old_bits) : 0.0f;
+  e.q = feeds ? to_float<F>(new_bits) : 0.0f;
+  return e;
+}
+
 // ---- bit-position counting -----------------------------------------------------------------
 // Counting which of 32 bit positions are set, word by word, costs 32 shift/and/adds per word.
 // Bit-slicing brings that to ~4: `nibble[j]` adds bit 4q+j of each word into its 4-bit field q;

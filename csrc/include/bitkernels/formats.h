@@ -71,13 +71,16 @@ BK_INLINE bool is_finite_bits(uint32_t bits) {
   return exponent_field<F>(bits) != (1u << F::kExponent) - 1u;
 }
 
+// Functions below are single expressions of selects (no early returns) so that compilers can
+// vectorize loops that call them.
+
 // log2 of ulp(x) for x stored in format F: 2^(floor(log2|x|) - p) for normal x, the smallest
 // subnormal for zero and subnormals, kNonfiniteUlpExponent for inf and NaN.
 template <class F>
 BK_INLINE int ulp_exponent(uint32_t bits) {
   const uint32_t e = exponent_field<F>(bits);
-  if (e == (1u << F::kExponent) - 1u) return kNonfiniteUlpExponent;
-  return int(e == 0u ? 1u : e) - F::kBias - F::kMantissa;
+  const int finite = int(e == 0u ? 1u : e) - F::kBias - F::kMantissa;
+  return e == (1u << F::kExponent) - 1u ? kNonfiniteUlpExponent : finite;
 }
 
 // floor(log2|v|) for finite nonzero fp32 v given its bits. Subnormals are handled in integers
@@ -85,10 +88,9 @@ BK_INLINE int ulp_exponent(uint32_t bits) {
 // floating-point environment.
 BK_INLINE int floor_log2_fp32(uint32_t bits) {
   const uint32_t e = exponent_field<Fp32>(bits);
-  if (e != 0u) return int(e) - Fp32::kBias;
-  const uint32_t mantissa = bits & 0x7FFFFFu;
-  const int log2_mantissa = int(exponent_field<Fp32>(float_bits(float(mantissa)))) - Fp32::kBias;
-  return log2_mantissa - 149;  // subnormal value = mantissa * 2^-149
+  const uint32_t mantissa_as_float = float_bits(float(bits & 0x7FFFFFu));
+  const int subnormal = int(exponent_field<Fp32>(mantissa_as_float)) - Fp32::kBias - 149;
+  return e != 0u ? int(e) - Fp32::kBias : subnormal;
 }
 
 // Exact widening of stored bits to fp32.
@@ -110,12 +112,11 @@ BK_INLINE float to_float<Fp16>(uint32_t bits) {
   const uint32_t sign = (bits & 0x8000u) << 16;
   const uint32_t e = (bits >> 10) & 0x1Fu;
   const uint32_t m = bits & 0x3FFu;
-  if (e == 0u) {  // zero or subnormal: m * 2^-24, exact in fp32 and computed without subnormals
-    const float magnitude = float(m) * 5.9604644775390625e-08f;
-    return bits_float(float_bits(magnitude) | sign);
-  }
-  if (e == 0x1Fu) return bits_float(sign | 0x7F800000u | (m << 13));  // inf / NaN
-  return bits_float(sign | ((e + 112u) << 23) | (m << 13));
+  // zero and subnormals: m * 2^-24, exact in fp32 and computed without fp32 subnormals
+  const uint32_t subnormal = float_bits(float(m) * 5.9604644775390625e-08f) | sign;
+  const uint32_t inf_nan = sign | 0x7F800000u | (m << 13);
+  const uint32_t normal = sign | ((e + 112u) << 23) | (m << 13);
+  return bits_float(e == 0u ? subnormal : (e == 0x1Fu ? inf_nan : normal));
 }
 
 }  // namespace bitkernels

@@ -1,0 +1,71 @@
+"""Adam and AdamW fused with the bit statistics (torch.optim semantics)."""
+
+from __future__ import annotations
+
+from ..rules import adam_bias_correction2_sqrt, adam_step_size
+from .base import BitOptimizer, check_betas, check_hyper, reject_unsupported
+
+
+class Adam(BitOptimizer):
+    """torch.optim.Adam, same arguments and defaults, plus the BitOptimizer options.
+
+    State per parameter (as torch.optim): ``step``, ``exp_avg``, ``exp_avg_sq`` and with amsgrad
+    ``max_exp_avg_sq``, all fp32 whatever the parameter dtype; ``kahan_comp`` when kahan=True.
+    """
+
+    _state_buffers = ("exp_avg", "exp_avg_sq")
+    _decoupled_default = False
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 foreach: bool | None = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False, fused: bool | None = None,
+                 decoupled_weight_decay: bool | None = None, **options):
+        lr = check_hyper("learning rate", lr)
+        eps = check_hyper("epsilon", eps)
+        weight_decay = check_hyper("weight_decay", weight_decay)
+        betas = check_betas(betas)
+        reject_unsupported(capturable=capturable, differentiable=differentiable)
+        if decoupled_weight_decay is None:
+            decoupled_weight_decay = self._decoupled_default
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                        amsgrad=bool(amsgrad), maximize=bool(maximize), foreach=foreach,
+                        capturable=False, differentiable=False, fused=fused,
+                        decoupled_weight_decay=bool(decoupled_weight_decay))
+        super().__init__(params, defaults, **options)
+
+    def _init_state(self, p):
+        super()._init_state(p)
+        # amsgrad may be switched on in a group after the first step
+        if "max_exp_avg_sq" not in self.state[p] and self._group_of(p).get("amsgrad"):
+            self.state[p]["max_exp_avg_sq"] = self.state[p]["exp_avg_sq"].new_zeros(p.shape)
+
+    def _group_of(self, p):
+        return self.param_groups[self._locate(p)[0]]
+
+    def _launch(self, impl, group, bucket, common):
+        beta1, beta2 = group["betas"]
+        lr = group["lr"]
+        states = [self.state[p] for _, p in bucket]
+        steps = [float(s["step"]) for s in states]
+        impl.adam_step(common["params"], common["grads"], [s["exp_avg"] for s in states],
+                       [s["exp_avg_sq"] for s in states],
+                       [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [],
+                       common["kahan_comps"], common["counters"], common["sums"],
+                       common["stat_rows"], common["rng_keys"],
+                       [adam_step_size(lr, beta1, t) for t in steps],
+                       [adam_bias_correction2_sqrt(beta2, t) for t in steps],
+                       common["grad_scale"], common["found_inf"], lr, beta1, beta2, group["eps"],
+                       group["weight_decay"], group["decoupled_weight_decay"], group["amsgrad"],
+                       group["maximize"], common["stochastic"])
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW (decoupled weight decay, default 1e-2), same arguments and defaults,
+    plus the BitOptimizer options."""
+
+    _decoupled_default = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, **kwargs):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, **kwargs)

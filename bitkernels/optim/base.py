@@ -1,0 +1,229 @@
+"""Machinery shared by the fused optimizers: argument checks before anything is written, lazy
+state, one kernel launch per (parameter group, device, dtype), and the statistics tables."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Iterator
+
+import torch
+
+from .. import backends
+from ..formats import FORMATS
+from ..rules import stream_key
+from ..stats import BitStats, Layout
+
+ROUNDINGS = ("nearest", "stochastic")
+
+
+def check_hyper(name: str, value: float, low: float = 0.0, high: float | None = None,
+                high_open: bool = True) -> float:
+    """value as a float, or a ValueError naming the hyper-parameter (torch.optim's wording)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    bad = not value >= low or (high is not None and (value >= high if high_open else value > high))
+    if bad:
+        interval = f"[{low}, {high})" if high is not None and high_open else (
+            f"[{low}, {high}]" if high is not None else f">= {low}")
+        raise ValueError(f"Invalid {name} value: {value} (must be in {interval})")
+    return value
+
+
+def check_betas(betas) -> tuple[float, float]:
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    return (check_hyper("beta parameter at index 0", betas[0], 0.0, 1.0),
+            check_hyper("beta parameter at index 1", betas[1], 0.0, 1.0))
+
+
+def reject_unsupported(**flags: bool) -> None:
+    for name, value in flags.items():
+        if value:
+            raise ValueError(f"{name}=True is not supported by bitkernels optimizers")
+
+
+class BitOptimizer(torch.optim.Optimizer):
+    """A torch.optim.Optimizer whose step is one fused kernel per (group, device, dtype) that
+    applies the update and accumulates bit statistics (see BitStats) for every parameter.
+
+    Keyword-only options common to all:
+      track_bits: accumulate statistics (True) or compile them out of the kernel (False).
+      rounding: "nearest" (as torch) or "stochastic" for bf16/fp16 parameters.
+      kahan: keep a Kahan compensation buffer (parameter dtype) for bf16/fp16 parameters.
+      seed: seed of the stochastic-rounding streams; with the step count it fixes every bit.
+      backend: "auto", "cpu", "cuda", "triton" or "reference" (see bitkernels.backends).
+    """
+
+    # GradScaler then hands grad_scale / found_inf over instead of unscaling itself.
+    _step_supports_amp_scaling = True
+    # Names of the fp32 state tensors a parameter gets (subclasses).
+    _state_buffers: tuple[str, ...] = ()
+
+    def __init__(self, params, defaults: dict[str, Any], *, track_bits: bool = True,
+                 rounding: str = "nearest", kahan: bool = False, seed: int = 0,
+                 backend: str = "auto"):
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+        if not isinstance(backend, str) or (backend != "auto" and backend not in backends.NAMES):
+            raise ValueError(f"backend must be 'auto' or one of {backends.NAMES}, got {backend!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        self.track_bits = bool(track_bits)
+        self.rounding = rounding
+        self.kahan = bool(kahan)
+        self.seed = seed
+        self.backend = backend
+        # (group index, device) -> (counters [params in group, NUM_COUNTERS], sums [.., NUM_SUMS])
+        self._stat_tables: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+        super().__init__(params, defaults)
+
+    # ---- subclasses ------------------------------------------------------------------------------
+    def _launch(self, impl, group: dict[str, Any], bucket: list[tuple[int, torch.Tensor]],
+                common: dict[str, Any]) -> None:
+        """Calls the backend's step op for one bucket (same device and dtype) of a group."""
+        raise NotImplementedError
+
+    # ---- the step --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        grad_scale = getattr(self, "grad_scale", None)
+        found_inf = getattr(self, "found_inf", None)
+        # Everything is checked before anything is written: a bad parameter anywhere leaves
+        # every parameter and state as it was.
+        plans = [self._plan(index, group) for index, group in enumerate(self.param_groups)]
+        if found_inf is not None and float(found_inf) != 0.0:
+            return loss  # AMP found inf/NaN gradients: nothing changes, steps do not advance
+        if grad_scale is not None:
+            grad_scale = grad_scale.reshape(1).float()
+        offset = 0
+        for (index, group), plan in zip(enumerate(self.param_groups), plans):
+            self._run(index, group, plan, offset, grad_scale)
+            offset += len(group["params"])
+        return loss
+
+    def _plan(self, index: int, group: dict[str, Any]):
+        """The group's parameters that have gradients, checked, bucketed by (device, dtype)."""
+        buckets: dict[tuple[torch.device, torch.dtype], list[tuple[int, torch.Tensor]]] = (
+            defaultdict(list))
+        for position, p in enumerate(group["params"]):
+            if p.grad is None:
+                continue
+            name = self._name(index, position, group)
+            grad = p.grad
+            if grad.is_sparse or grad.layout != torch.strided:
+                raise TypeError(f"parameter {name}: sparse gradients are not supported")
+            if p.dtype not in FORMATS:
+                raise TypeError(f"parameter {name} has dtype {p.dtype}; bitkernels optimizers "
+                                "support float32, bfloat16 and float16 parameters")
+            if grad.dtype != p.dtype:
+                raise TypeError(f"parameter {name}: gradient dtype {grad.dtype} differs from "
+                                f"the parameter's {p.dtype}")
+            if grad.shape != p.shape:
+                raise ValueError(f"parameter {name}: gradient shape {tuple(grad.shape)} differs "
+                                 f"from the parameter's {tuple(p.shape)}")
+            if grad.device != p.device:
+                raise ValueError(f"parameter {name}: gradient is on {grad.device}, the parameter "
+                                 f"on {p.device}")
+            buckets[(p.device, p.dtype)].append((position, p))
+        for device, _ in buckets:
+            backends.resolve(self.backend, device)  # raises if no backend can run there
+        return buckets
+
+    def _run(self, index, group, plan, offset, grad_scale) -> None:
+        for (device, dtype), bucket in plan.items():
+            _, impl = backends.resolve(self.backend, device)
+            for _, p in bucket:
+                self._init_state(p)
+                self.state[p]["step"] += 1
+            kahan = self.kahan and FORMATS[dtype].width == 16
+            counters = sums = None
+            if self.track_bits:
+                counters, sums = self._table(index, device, len(group["params"]))
+            params = [p if p.is_contiguous() else p.contiguous() for _, p in bucket]
+            common = dict(
+                params=params,
+                grads=[p.grad.contiguous() for _, p in bucket],
+                kahan_comps=[self.state[p]["kahan_comp"] for _, p in bucket] if kahan else [],
+                counters=counters,
+                sums=sums,
+                stat_rows=[position for position, _ in bucket],
+                rng_keys=[stream_key(self.seed, offset + position, int(self.state[p]["step"]))
+                          for position, p in bucket],
+                grad_scale=None if grad_scale is None else grad_scale.to(device),
+                found_inf=None,
+                stochastic=self.rounding == "stochastic",
+            )
+            self._launch(impl, group, bucket, common)
+            for (_, p), written in zip(bucket, params):
+                if written is not p:  # a non-contiguous parameter was stepped as a copy
+                    p.copy_(written)
+
+    def _init_state(self, p: torch.Tensor) -> None:
+        state = self.state[p]
+        if "step" not in state:
+            # As torch.optim: a float32 scalar on the CPU, read on the host without a sync.
+            state["step"] = torch.tensor(0.0, dtype=torch.float32)
+        for key in self._state_buffers:
+            if key not in state:
+                state[key] = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
+        if self.kahan and FORMATS[p.dtype].width == 16 and "kahan_comp" not in state:
+            state["kahan_comp"] = torch.zeros(p.shape, dtype=p.dtype, device=p.device)
+
+    # ---- statistics ------------------------------------------------------------------------------
+    def _table(self, index: int, device: torch.device, rows: int):
+        key = (index, device)
+        table = self._stat_tables.get(key)
+        if table is None or table[0].shape[0] < rows:
+            counters = torch.zeros(rows, Layout.NUM_COUNTERS, dtype=torch.int64, device=device)
+            sums = torch.zeros(rows, Layout.NUM_SUMS, dtype=torch.float64, device=device)
+            if table is not None:  # the group grew: keep what was counted
+                counters[:table[0].shape[0]] = table[0]
+                sums[:table[1].shape[0]] = table[1]
+            table = self._stat_tables[key] = (counters, sums)
+        return table
+
+    @staticmethod
+    def _name(index: int, position: int, group: dict[str, Any]) -> str:
+        names = group.get("param_names")
+        return names[position] if names else f"g{index}.{position}"
+
+    def _locate(self, p: torch.Tensor) -> tuple[int, int]:
+        for index, group in enumerate(self.param_groups):
+            for position, q in enumerate(group["params"]):
+                if q is p:
+                    return index, position
+        raise ValueError("the tensor is not a parameter of this optimizer")
+
+    def _stats_of(self, index: int, position: int, p: torch.Tensor) -> BitStats:
+        table = self._stat_tables.get((index, p.device))
+        if table is None or position >= table[0].shape[0]:
+            return BitStats(p.dtype, p.device)
+        return BitStats(p.dtype, counters=table[0][position], sums=table[1][position])
+
+    def _parameters(self) -> Iterator[tuple[str, int, int, torch.Tensor]]:
+        for index, group in enumerate(self.param_groups):
+            for position, p in enumerate(group["params"]):
+                yield self._name(index, position, group), index, position, p
+
+    def bit_stats(self, p: torch.Tensor | None = None):
+        """The accumulated BitStats of parameter p (live views: they keep counting), or, without
+        p, a dict of every parameter's, keyed by name (named_parameters() names when the
+        optimizer was given them, else "g{group}.{index}")."""
+        if p is not None:
+            return self._stats_of(*self._locate(p), p)
+        return {name: self._stats_of(index, position, q)
+                for name, index, position, q in self._parameters()}
+
+    def reset_bit_stats(self) -> None:
+        for counters, sums in self._stat_tables.values():
+            counters.zero_()
+            sums.zero_()

@@ -1,0 +1,99 @@
+// Loops of bitkernels::bitflip_stats on the CPU, compiled once per ISA (see simd.h): no include
+// guard, no includes; bitflip_stats.cpp includes what this needs first.
+
+namespace bitkernels {
+namespace cpu {
+namespace BK_ISA_NS {
+
+namespace s = ::bitkernels::stats;
+using Bits = VectorBits;
+
+BK_ALWAYS_INLINE uint32_t load_word(const uint8_t* p) {
+  uint32_t w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+
+template <int kElemBits>
+BK_ALWAYS_INLINE uint32_t changed_in_word(uint32_t x) {
+  if constexpr (kElemBits == 32) return x != 0u;
+  return uint32_t((x & 0xFFFFu) != 0u) + uint32_t((x >> 16) != 0u);
+}
+
+BK_ALWAYS_INLINE void drain(Bits& bits, u32x8& changed, Partial& out) {
+  bits.drain(out.flips);
+  for (int l = 0; l < kLanes; ++l) out.changed += changed[l];
+  changed = u32x8{};
+}
+
+// flips and changed of a^b over nwords 32-bit words.
+template <int kElemBits>
+void count_xor_words(const uint8_t* a, const uint8_t* b, int64_t nwords,
+                                      Partial& out) {
+  constexpr int64_t kFoldWords = int64_t(kLanes) * Bits::kNibbleWords;
+  Bits bits;
+  bits.clear();
+  u32x8 changed = {};
+  int folds = 0;
+  int64_t i = 0;
+  for (; i + kFoldWords <= nwords; i += kFoldWords) {
+    for (int r = 0; r < Bits::kNibbleWords; ++r) {
+      u32x8 va, vb;
+      std::memcpy(&va, a + 4 * (i + kLanes * r), sizeof va);
+      std::memcpy(&vb, b + 4 * (i + kLanes * r), sizeof vb);
+      const u32x8 x = va ^ vb;
+      bits.add(x);
+      // A true lane of a vector comparison is -1.
+      if constexpr (kElemBits == 32) {
+        changed -= (u32x8)(x != 0u);
+      } else {
+        changed -= (u32x8)((x & 0xFFFFu) != 0u);
+        changed -= (u32x8)((x >> 16) != 0u);
+      }
+    }
+    bits.fold();
+    if (++folds == Bits::kFoldsPerDrain) {
+      drain(bits, changed, out);
+      folds = 0;
+    }
+  }
+  drain(bits, changed, out);
+  for (; i < nwords; ++i) {
+    const uint32_t x = load_word(a + 4 * i) ^ load_word(b + 4 * i);
+    for (int k = 0; k < 32; ++k) out.flips[k] += (x >> k) & 1u;
+    out.changed += changed_in_word<kElemBits>(x);
+  }
+}
+
+// The whole contract for elements [begin, end) given the intended update d.
+template <class F>
+void count_with_update(const typename F::bits_t* a, const typename F::bits_t* b,
+                                        const uint32_t* d, int64_t begin, int64_t end,
+                                        Partial& out) {
+  StatsBlock block;
+  for (int64_t b0 = begin; b0 < end; b0 += StatsBlock::kBlock) {
+    const int n = int(std::min<int64_t>(StatsBlock::kBlock, end - b0));
+    uint32_t changed = 0, lost = 0, zero = 0, nonfinite = 0;
+    float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
+#pragma omp simd reduction(+ : changed, lost, zero, nonfinite, d2, g2, p2, r2)
+    for (int j = 0; j < n; ++j) {
+      const s::ElementStats e = s::element_stats<F>(a[b0 + j], b[b0 + j], d[b0 + j], 0.0f);
+      block.flip[j] = e.flip_mask;
+      block.bin[j] = uint32_t(e.depth_bin);
+      changed += e.changed, lost += e.lost, zero += e.zero, nonfinite += e.nonfinite;
+      d2 += scaled_square(e.d), p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
+    }
+    block.flush(n, out);
+    if (finite_sums(d2, g2, p2, r2)) {
+      add_scalars(out, changed, lost, zero, nonfinite, d2, g2, p2, r2);
+    } else {
+      add_scalars(out, changed, lost, zero, nonfinite, 0.0f, 0.0f, 0.0f, 0.0f);
+      exact_sums(n, [&](int j) { return s::element_stats<F>(a[b0 + j], b[b0 + j], d[b0 + j], 0.0f); }, out);
+    }
+  }
+  block.finish(out);
+}
+
+}  // namespace BK_ISA_NS
+}  // namespace cpu
+}  // namespace bitkernels

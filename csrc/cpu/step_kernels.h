@@ -1,0 +1,225 @@
+// Host side of the fused optimizer steps on the CPU: the per-tensor view of one step, the
+// element functors that bind a rule (rules.h) to a tensor's state, and the driver that splits
+// all tensors of a call into chunks for one OpenMP parallel region. The loops themselves are in
+// step_impl.h, compiled per ISA.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include <omp.h>
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+
+#include "bitkernels/bitstats.h"
+#include "bitkernels/formats.h"
+#include "bitkernels/rounding.h"
+#include "bitkernels/rules.h"
+#include "partial.h"
+#include "simd.h"
+#include "stats_block.h"
+
+namespace bitkernels {
+namespace cpu {
+
+// One tensor of a step call.
+struct StepTensor {
+  void* param = nullptr;
+  const void* grad = nullptr;
+  void* comp = nullptr;  // Kahan compensation (param dtype) or null
+  float* state[3] = {nullptr, nullptr, nullptr};  // rule state (fp32), see the elements
+  int64_t numel = 0;
+  uint32_t rng_key = 0;
+  int64_t* counters = nullptr;  // BitStats row, null when not tracking
+  double* sums = nullptr;
+  AdamStep adam{};  // Adam/AdamW: from this tensor's step count
+  Flag first{0u};   // SGD: the momentum buffer starts at this step
+};
+
+// ---- elements: rule + one tensor's state, called per element index ---------------------------
+template <bool kMomentum>
+struct SgdElement {
+  SgdHyper h;
+  float* buf;
+  Flag first;
+  BK_ALWAYS_INLINE float operator()(int64_t i, float p, float g) const {
+    float b = kMomentum ? buf[i] : 0.0f;
+    const float d = sgd_update(h, p, g, b, first);
+    if constexpr (kMomentum) buf[i] = b;
+    return d;
+  }
+};
+
+template <bool kAmsgrad>
+struct AdamElement {
+  AdamHyper h;
+  AdamStep s;
+  float* m;
+  float* v;
+  float* v_max;
+  BK_ALWAYS_INLINE float operator()(int64_t i, float p, float g) const {
+    float mi = m[i], vi = v[i], v_maxi = kAmsgrad ? v_max[i] : 0.0f;
+    const float d = adam_update(h, s, p, g, mi, vi, v_maxi);
+    m[i] = mi;
+    v[i] = vi;
+    if constexpr (kAmsgrad) v_max[i] = v_maxi;
+    return d;
+  }
+};
+
+struct LionElement {
+  LionHyper h;
+  float* m;
+  BK_ALWAYS_INLINE float operator()(int64_t i, float p, float g) const {
+    float mi = m[i];
+    const float d = lion_update(h, p, g, mi);
+    m[i] = mi;
+    return d;
+  }
+};
+
+}  // namespace cpu
+}  // namespace bitkernels
+
+#if BK_HAVE_X86_64_V3
+BK_BEGIN_X86_64_V3
+#define BK_ISA_NS v3
+#include "step_impl.h"
+#undef BK_ISA_NS
+BK_END_X86_64_V3
+#endif
+#define BK_ISA_NS base
+#include "step_impl.h"
+#undef BK_ISA_NS
+
+namespace bitkernels {
+namespace cpu {
+
+// Elements per chunk, the unit of work of the parallel loop (and of one stats commit).
+constexpr int64_t kStepChunk = 1 << 16;
+
+// Splits every tensor into chunks, runs them in one parallel region (dynamic schedule: sizes
+// are mixed) and commits each chunk's statistics to its tensor's row. run(t, begin, end, p)
+// processes one chunk. Tensors with no elements still count a step.
+template <class Run>
+void for_each_chunk(const std::vector<StepTensor>& tensors, int width, bool track, Run run) {
+  struct Chunk {
+    int32_t tensor;
+    int64_t begin, end;
+  };
+  std::vector<Chunk> chunks;
+  int64_t total = 0;
+  for (size_t t = 0; t < tensors.size(); ++t) {
+    const int64_t n = tensors[t].numel;
+    total += n;
+    for (int64_t b = 0; b < n; b += kStepChunk)
+      chunks.push_back({int32_t(t), b, std::min(n, b + kStepChunk)});
+    if (n == 0 && track) commit_atomic(Partial{}, width, true, 0, 1, tensors[t].counters,
+                                       tensors[t].sums);
+  }
+  const int64_t max_threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+  const int threads = int(std::max<int64_t>(1, std::min<int64_t>(
+      {max_threads, int64_t(chunks.size()), total / kStepChunk + 1})));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t c = 0; c < int64_t(chunks.size()); ++c) {
+    const Chunk& chunk = chunks[c];
+    const StepTensor& t = tensors[chunk.tensor];
+    Partial p;
+    run(t, chunk.begin, chunk.end, p);
+    if (track)
+      commit_atomic(p, width, true, chunk.end - chunk.begin, chunk.begin == 0 ? 1 : 0,
+                    t.counters, t.sums);
+  }
+}
+
+template <bool V>
+using Bool = std::integral_constant<bool, V>;
+template <Rounding V>
+using Mode = std::integral_constant<Rounding, V>;
+
+// Runs one step of the rule made by make_element(tensor) over all tensors, turning the run-time
+// choices (rounding, Kahan, statistics) into template arguments. fp32 parameters are stored
+// exactly: rounding and Kahan only apply to 16-bit formats.
+template <class F, class MakeElement>
+void run_step(const std::vector<StepTensor>& tensors, const MakeElement& make_element,
+              bool stochastic, bool kahan, bool track, const float* grad_scale) {
+  auto go = [&](auto mode, auto with_kahan, auto with_stats) {
+    constexpr Rounding kMode = decltype(mode)::value;
+    constexpr bool kKahan = decltype(with_kahan)::value;
+    constexpr bool kTrack = decltype(with_stats)::value;
+    for_each_chunk(tensors, F::kWidth, kTrack,
+                   [&](const StepTensor& t, int64_t begin, int64_t end, Partial& p) {
+                     const auto element = make_element(t);
+                     BK_ISA_CALL(step_range<F, kMode, kKahan, kTrack>(element, t, begin, end,
+                                                                       grad_scale, p));
+                   });
+  };
+  auto with_track = [&](auto mode, auto with_kahan) {
+    track ? go(mode, with_kahan, Bool<true>{}) : go(mode, with_kahan, Bool<false>{});
+  };
+  if constexpr (std::is_same_v<F, Fp32>) {
+    with_track(Mode<Rounding::kNearest>{}, Bool<false>{});
+  } else {
+    auto with_mode = [&](auto with_kahan) {
+      stochastic ? with_track(Mode<Rounding::kStochastic>{}, with_kahan)
+                 : with_track(Mode<Rounding::kNearest>{}, with_kahan);
+    };
+    kahan ? with_mode(Bool<true>{}) : with_mode(Bool<false>{});
+  }
+}
+
+// The StepTensor views of a checked step call: states[k][i] becomes tensors[i].state[k].
+inline std::vector<StepTensor> step_tensors(at::TensorList params, at::TensorList grads,
+                                            std::initializer_list<at::TensorList> states,
+                                            at::TensorList kahan_comps,
+                                            const std::optional<at::Tensor>& counters,
+                                            const std::optional<at::Tensor>& sums,
+                                            at::IntArrayRef stat_rows, at::IntArrayRef rng_keys) {
+  std::vector<StepTensor> out(params.size());
+  for (size_t i = 0; i < params.size(); ++i) {
+    StepTensor& t = out[i];
+    t.param = params[i].data_ptr();
+    t.grad = grads[i].const_data_ptr();
+    t.comp = kahan_comps.empty() ? nullptr : kahan_comps[i].data_ptr();
+    int k = 0;
+    for (const at::TensorList& list : states) {
+      t.state[k++] = list.empty() ? nullptr : list[i].data_ptr<float>();
+    }
+    t.numel = params[i].numel();
+    t.rng_key = uint32_t(rng_keys[i]);
+    if (counters.has_value()) {
+      t.counters = counters->data_ptr<int64_t>() + stat_rows[i] * stats::kNumCounters;
+      t.sums = sums->data_ptr<double>() + stat_rows[i] * stats::kNumSums;
+    }
+  }
+  return out;
+}
+
+// Whether AMP found an inf/NaN gradient: the step then changes nothing.
+inline bool step_skipped(const std::optional<at::Tensor>& found_inf) {
+  return found_inf.has_value() && found_inf->item<float>() != 0.0f;
+}
+
+inline const float* scale_ptr(const std::optional<at::Tensor>& grad_scale) {
+  return grad_scale.has_value() ? grad_scale->const_data_ptr<float>() : nullptr;
+}
+
+// Calls body(Fp32{} / Bf16{} / Fp16{}) for the dtype of the parameters.
+template <class Body>
+void dispatch_format(c10::ScalarType dtype, Body body) {
+  switch (dtype) {
+    case c10::kFloat:
+      return body(Fp32{});
+    case c10::kBFloat16:
+      return body(Bf16{});
+    default:  // kHalf: the checks rejected every other dtype
+      return body(Fp16{});
+  }
+}
+
+}  // namespace cpu
+}  // namespace bitkernels

@@ -1,0 +1,187 @@
+// Per-element optimizer update rules, one fixed order of operations for every backend.
+//
+// All arithmetic is fp32 with one IEEE rounding per operation, never contracted into FMA
+// (CPU: -ffp-contract=off, CUDA: --fmad=false, Triton: enable_fp_fusion=False), so the CPU
+// kernel, the Triton interpreter and the torch reference agree bit for bit. Step-dependent
+// scalars arrive precomputed: the host works them out once per step in float64 and rounds them
+// to fp32. The order follows torch.optim's single-tensor implementations (lerp, addcmul,
+// addcdiv spelled out without FMA), with one deliberate difference: a rule returns the whole
+// intended update d, and the parameter is written once as round(p + d). That d is what the
+// statistics measure.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "bitkernels/formats.h"
+#include "bitkernels/macros.h"
+#include "bitkernels/rounding.h"
+
+namespace bitkernels {
+
+// A condition that is the same for every element (a hyper-parameter). pick() is a bitwise blend:
+// compilers vectorize it as is, while a ?: on a loop-invariant bool makes GCC version the loop
+// (and give up on loops this size). Both sides are always computed.
+struct Flag {
+  uint32_t mask;  // all ones when set
+};
+
+inline Flag flag(bool set) { return {set ? 0xFFFFFFFFu : 0u}; }
+
+BK_INLINE float pick(Flag f, float if_set, float if_clear) {
+  return bits_float((float_bits(if_set) & f.mask) | (float_bits(if_clear) & ~f.mask));
+}
+
+// torch.maximum: NaN in either argument gives NaN.
+BK_INLINE float nan_max(float a, float b) { return (a != a || a > b) ? a : b; }
+
+// torch.lerp(a, b, w) as ATen computes it, without FMA: a + w * (b - a) for w < 0.5, else
+// b - (b - a) * (1 - w). Both are written base + (b - a) * coef (negation is exact), with the
+// host's choice in LerpWeight.
+struct LerpWeight {
+  Flag from_a;  // w < 0.5
+  float coef;   // w, or -(1 - w) in fp32
+};
+
+inline LerpWeight lerp_weight(float w) { return {flag(w < 0.5f), w < 0.5f ? w : -(1.0f - w)}; }
+
+BK_INLINE float lerp(float a, float b, LerpWeight w) {
+  return pick(w.from_a, a, b) + (b - a) * w.coef;
+}
+
+BK_INLINE float sign_of(float c) {  // torch.sign: -1, 0 (for +-0), 1, NaN for NaN
+  return c > 0.0f ? 1.0f : (c < 0.0f ? -1.0f : c * 0.0f);
+}
+
+// ---- SGD (torch.optim.SGD) -------------------------------------------------------------------
+struct SgdHyper {
+  float neg_lr;
+  float momentum;
+  float one_minus_dampening;
+  float weight_decay;
+  Flag has_momentum;
+  Flag decay;
+  Flag nesterov;
+  Flag maximize;
+};
+
+// d for one element; updates the momentum buffer. first: the buffer did not exist yet (torch
+// then starts it at the gradient, without dampening).
+BK_INLINE float sgd_update(const SgdHyper& h, float p, float g, float& buf, Flag first) {
+  g = pick(h.maximize, -g, g);
+  g = pick(h.decay, g + h.weight_decay * p, g);
+  const float next_buf = pick(first, g, buf * h.momentum + h.one_minus_dampening * g);
+  buf = pick(h.has_momentum, next_buf, buf);
+  const float direction = pick(h.nesterov, g + h.momentum * next_buf, next_buf);
+  return h.neg_lr * pick(h.has_momentum, direction, g);
+}
+
+// ---- Adam / AdamW (torch.optim.Adam, AdamW) ------------------------------------------------------
+struct AdamHyper {
+  LerpWeight beta1_weight;  // exp_avg.lerp_(grad, 1 - beta1)
+  float beta2;
+  float one_minus_beta2;
+  float eps;
+  float weight_decay;
+  float neg_lr_weight_decay;  // -lr * weight_decay (decoupled decay)
+  Flag coupled_decay;         // Adam with weight decay: added to the gradient
+  Flag decoupled_decay;       // AdamW with weight decay: applied to the parameter
+  Flag amsgrad;
+  Flag maximize;
+};
+
+struct AdamStep {  // per tensor, from its step count t
+  float neg_step_size;          // -lr / (1 - beta1^t)
+  float bias_correction2_sqrt;  // sqrt(1 - beta2^t)
+};
+
+BK_INLINE float adam_update(const AdamHyper& h, const AdamStep& s, float p, float g, float& m,
+                            float& v, float& v_max) {
+  g = pick(h.maximize, -g, g);
+  g = pick(h.coupled_decay, g + h.weight_decay * p, g);
+  m = lerp(m, g, h.beta1_weight);
+  v = v * h.beta2 + h.one_minus_beta2 * g * g;
+  v_max = pick(h.amsgrad, nan_max(v_max, v), v_max);
+  const float denom = std::sqrt(pick(h.amsgrad, v_max, v)) / s.bias_correction2_sqrt + h.eps;
+  const float step = s.neg_step_size * m / denom;
+  return pick(h.decoupled_decay, h.neg_lr_weight_decay * p + step, step);
+}
+
+// ---- Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms") -----------------------
+struct LionHyper {
+  float beta1;
+  float one_minus_beta1;
+  float beta2;
+  float one_minus_beta2;
+  float neg_lr;
+  float neg_lr_weight_decay;
+  Flag decay;
+  Flag maximize;
+};
+
+BK_INLINE float lion_update(const LionHyper& h, float p, float g, float& m) {
+  g = pick(h.maximize, -g, g);
+  const float c = h.beta1 * m + h.one_minus_beta1 * g;
+  m = h.beta2 * m + h.one_minus_beta2 * g;
+  const float step = h.neg_lr * sign_of(c);
+  return pick(h.decay, h.neg_lr_weight_decay * p + step, step);
+}
+
+// ---- host: hyper-parameters (float64 in) rounded once to the fp32 the rules use -------------------
+// bitkernels/rules.py mirrors these for the Triton and reference backends.
+inline SgdHyper sgd_hyper(double lr, double momentum, double dampening, double weight_decay,
+                          bool nesterov, bool maximize) {
+  return {float(-lr),         float(momentum),         float(1.0 - dampening),
+          float(weight_decay), flag(momentum != 0.0),  flag(weight_decay != 0.0),
+          flag(nesterov),      flag(maximize)};
+}
+
+inline AdamHyper adam_hyper(double lr, double beta1, double beta2, double eps,
+                            double weight_decay, bool decoupled, bool amsgrad, bool maximize) {
+  const bool decay = weight_decay != 0.0;
+  return {lerp_weight(float(1.0 - beta1)),
+          float(beta2),
+          float(1.0 - beta2),
+          float(eps),
+          float(weight_decay),
+          float(-(lr * weight_decay)),
+          flag(decay && !decoupled),
+          flag(decay && decoupled),
+          flag(amsgrad),
+          flag(maximize)};
+}
+
+// step_size = lr / (1 - beta1^t), bias_correction2_sqrt = sqrt(1 - beta2^t), both float64.
+inline AdamStep adam_step_scalars(double step_size, double bias_correction2_sqrt) {
+  return {float(-step_size), float(bias_correction2_sqrt)};
+}
+
+inline LionHyper lion_hyper(double lr, double beta1, double beta2, double weight_decay,
+                            bool maximize) {
+  return {float(beta1),      float(1.0 - beta1),          float(beta2),
+          float(1.0 - beta2), float(-lr),                 float(-(lr * weight_decay)),
+          flag(weight_decay != 0.0), flag(maximize)};
+}
+
+// ---- landing the update in the stored format -------------------------------------------------
+struct Landed {
+  uint32_t new_bits;   // stored bits written to the parameter
+  float d;             // the update that was rounded in (with Kahan: update + compensation)
+  uint32_t comp_bits;  // new Kahan compensation (stored format), when used
+};
+
+// new = round(p + d) in F. With Kahan summation the compensation c (stored in F) carries what
+// rounding dropped: y = d + c is applied and c' = y - (new - p) kept, reset to 0 when not finite.
+template <class F, Rounding kMode, bool kKahan>
+BK_INLINE Landed land(float p, float d, uint32_t comp_bits, uint32_t random_bits) {
+  const float y = kKahan ? d + to_float<F>(comp_bits) : d;
+  const uint32_t new_bits = round_to<F, kMode>(p + y, random_bits);
+  uint32_t comp = 0;
+  if (kKahan) {
+    const float carried = y - (to_float<F>(new_bits) - p);
+    comp = is_finite_bits<Fp32>(float_bits(carried)) ? round_nearest<F>(carried) : 0u;
+  }
+  return {new_bits, y, comp};
+}
+
+}  // namespace bitkernels
