@@ -1,0 +1,337 @@
+"""bitkernels.optim: agreement with torch.optim, the reproduction numbers of DESIGN.md, the
+statistics seen through the optimizer, AMP, stochastic rounding and bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import bitkernels as bk
+from bitkernels.stats import Layout
+from cases import BACKEND_CASES, DTYPES
+
+CPU_BACKENDS = [c.values[0] for c in BACKEND_CASES if c.values[1] == "cpu" and not c.marks]
+# The reproductions take 10,000 steps: compiled backends only (the others are held to the
+# compiled ones bit for bit by test_steps.py).
+FAST_BACKENDS = [b for b in CPU_BACKENDS if b == "cpu"]
+
+
+def mlp(seed=0, dtype=torch.float32):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(12, 24), torch.nn.Tanh(),
+                               torch.nn.Linear(24, 1)).to(dtype)
+
+
+def train(model, opt, steps=20, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    dtype = next(model.parameters()).dtype
+    x = torch.randn(32, 12, generator=g).to(dtype)
+    y = torch.randn(32, 1, generator=g).to(dtype)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ((model(x).float() - y.float()) ** 2).mean()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+TORCH_PAIRS = [
+    ("SGD", dict(lr=0.05)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, maximize=False)),
+    ("Adam", dict(lr=1e-2, weight_decay=0.01)),
+    ("Adam", dict(lr=1e-2, amsgrad=True, betas=(0.8, 0.99))),
+    ("AdamW", dict(lr=1e-2)),
+    ("AdamW", dict(lr=1e-2, weight_decay=0.1, amsgrad=True, maximize=True)),
+]
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("name,kwargs", TORCH_PAIRS, ids=lambda x: str(x))
+def test_fp32_matches_torch_optim(backend, name, kwargs):
+    ours_model, theirs_model = mlp(), mlp()
+    ours = getattr(bk.optim, name)(ours_model.parameters(), backend=backend, **kwargs)
+    theirs = getattr(torch.optim, name)(theirs_model.parameters(), **kwargs)
+    ours_losses, theirs_losses = train(ours_model, ours), train(theirs_model, theirs)
+    torch.testing.assert_close(ours_losses, theirs_losses, rtol=1e-5, atol=1e-7)
+    for a, b in zip(ours_model.parameters(), theirs_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("name,kwargs", [TORCH_PAIRS[1], TORCH_PAIRS[3], TORCH_PAIRS[6]],
+                         ids=lambda x: str(x))
+def test_low_precision_within_torchs_own_fused_vs_forloop_spread(backend, dtype, name, kwargs):
+    """16-bit parameters: torch's fused and for-loop implementations disagree (they round
+    intermediates and keep states in the parameter dtype); ours must be as close to one of them
+    as they are to each other. Where torch diverges to NaN (fp16 Adam: its fp16 exp_avg_sq
+    underflows), ours, with fp32 states, must stay finite."""
+    models = [mlp(dtype=dtype) for _ in range(3)]
+    fused = getattr(torch.optim, name)(models[0].parameters(), fused=True, **kwargs)
+    loop = getattr(torch.optim, name)(models[1].parameters(), foreach=False, **kwargs)
+    ours = getattr(bk.optim, name)(models[2].parameters(), backend=backend, **kwargs)
+    for m, o in zip(models, (fused, loop, ours)):
+        train(m, o)
+    for f, l, b in zip(*(m.parameters() for m in models)):
+        assert torch.isfinite(b).all()
+        if not (torch.isfinite(f).all() and torch.isfinite(l).all()):
+            continue
+        spread = (f.float() - l.float()).abs().max()
+        nearest = min((b.float() - t.float()).abs().max() for t in (f, l))
+        ulp = bk.formats.ulp(f.detach().abs().max()).float()
+        assert nearest <= spread + 2 * ulp, (float(nearest), float(spread))
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_lion_matches_a_float64_statement(backend):
+    torch.manual_seed(0)
+    p = torch.randn(500)
+    grads = [torch.randn(500) for _ in range(10)]
+    param = torch.nn.Parameter(p.clone())
+    opt = bk.optim.Lion([param], lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1, backend=backend)
+    x, m = p.double(), torch.zeros(500, dtype=torch.float64)
+    for g in grads:
+        param.grad = g.clone()
+        opt.step()
+        c = 0.9 * m + 0.1 * g.double()
+        x = x - 1e-3 * (torch.sign(c) + 0.1 * x)
+        m = 0.99 * m + 0.01 * g.double()
+    torch.testing.assert_close(param.detach().double(), x, rtol=0, atol=1e-6)
+
+
+# ---- DESIGN.md reproduction numbers ----------------------------------------------------------
+def repeat_update(start, update, times, dtype, backend, **options):
+    """Adds `update` (exactly, in fp32) to a parameter `times` times: SGD with lr = update and
+    gradient -1."""
+    p = torch.nn.Parameter(torch.full((4096,), start, dtype=dtype))
+    opt = bk.optim.SGD([p], lr=update, backend=backend, **options)
+    p.grad = torch.full_like(p, -1.0)
+    for _ in range(times):
+        opt.step()
+    return p.detach().float()
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_bf16_small_updates_vanish_with_nearest(backend):
+    p = repeat_update(0.0, 1e-4, 10_000, torch.bfloat16, backend)
+    assert float(p[0]) == 0.03125 and torch.all(p == p[0])
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_bf16_kahan_recovers_the_sum(backend):
+    p = repeat_update(0.0, 1e-4, 10_000, torch.bfloat16, backend, kahan=True)
+    exact = 10_000 * torch.tensor(1e-4, dtype=torch.float32).double()
+    assert abs(float(p[0]) - float(exact)) <= float(bk.formats.ulp(float(exact), torch.bfloat16))
+    assert float(p[0]) == 0.99609375
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_bf16_stochastic_rounding_is_unbiased(backend):
+    p = repeat_update(0.0, 1e-4, 10_000, torch.bfloat16, backend, rounding="stochastic")
+    mean, spread = float(p.mean()), float(p.std())
+    assert abs(mean - 1.0) < 4 * spread / 4096 ** 0.5 + 1e-3, (mean, spread)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_one_plus_a_thousandth(backend):
+    assert float(repeat_update(1.0, 0.001, 1000, torch.bfloat16, backend)[0]) == 1.0
+    assert float(repeat_update(1.0, 0.001, 1000, torch.bfloat16, backend, kahan=True)[0]) == 2.0
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_fp16_small_updates_vanish_with_nearest(backend):
+    assert float(repeat_update(0.0, 1e-4, 10_000, torch.float16, backend)[0]) == 0.25
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_lost_fraction_at_lr_1e5(backend):
+    """N(0, 0.02) bf16 weights, random-sign unit gradients, one step of lr 1e-5: 84.5% lost."""
+    g = torch.Generator().manual_seed(0)
+    p = torch.nn.Parameter((torch.randn(1 << 16, generator=g) * 0.02).bfloat16())
+    p.grad = (torch.randint(0, 2, p.shape, generator=g) * 2 - 1).bfloat16()
+    opt = bk.optim.SGD([p], lr=1e-5, backend=backend)
+    opt.step()
+    stats = opt.bit_stats(p)
+    assert abs(int(stats.lost) / p.numel() - 0.845) < 0.005
+    assert int(stats.lost) + int(stats.changed) == p.numel()
+
+
+# ---- statistics through the optimizer --------------------------------------------------------
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_counters_equal_bitflip_stats_of_a_snapshot(backend, dtype, rounding):
+    model = mlp(dtype=dtype)
+    opt = bk.optim.AdamW(model.named_parameters(), lr=1e-3, rounding=rounding, backend=backend)
+    expected = {name: bk.BitStats(dtype) for name, _ in model.named_parameters()}
+    g = torch.Generator().manual_seed(3)
+    for _ in range(4):
+        for p in model.parameters():
+            p.grad = torch.randn(p.shape, generator=g).to(dtype)
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        opt.step()
+        for name, p in model.named_parameters():
+            bk.bitflip_stats(before[name], p.detach(), out=expected[name], backend="reference")
+    stats = opt.bit_stats()
+    assert set(stats) == set(expected)
+    for name, want in expected.items():
+        got = stats[name]
+        assert torch.equal(got.flips, want.flips), name
+        assert int(got.changed) == int(want.changed) and int(got.steps) == 4
+        assert int(got.numel) == int(want.numel)
+
+
+def test_names_without_named_parameters_and_reset():
+    model = mlp()
+    opt = bk.optim.SGD([{"params": model[0].parameters()}, {"params": model[2].parameters()}],
+                       lr=0.1)
+    train(model, opt, steps=2)
+    stats = opt.bit_stats()
+    assert list(stats) == ["g0.0", "g0.1", "g1.0", "g1.1"]
+    assert int(stats["g1.1"].steps) == 2
+    live = opt.bit_stats(model[2].bias)
+    opt.reset_bit_stats()
+    assert int(live.steps) == 0 and int(stats["g0.0"].numel) == 0
+
+
+def test_track_bits_false_counts_nothing_and_steps_the_same():
+    a, b = mlp(), mlp()
+    oa = bk.optim.AdamW(a.parameters(), lr=1e-2)
+    ob = bk.optim.AdamW(b.parameters(), lr=1e-2, track_bits=False)
+    assert train(a, oa) == train(b, ob)
+    assert all(int(s.counters.abs().sum()) == 0 for s in ob.bit_stats().values())
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def test_frozen_parameters_are_left_alone():
+    model = mlp()
+    model[0].weight.requires_grad_(False)
+    frozen = model[0].weight.detach().clone()
+    opt = bk.optim.Adam(model.parameters(), lr=1e-2)
+    train(model, opt, steps=3)
+    assert torch.equal(model[0].weight, frozen)
+    assert "step" not in opt.state[model[0].weight]
+    assert int(opt.bit_stats(model[0].weight).steps) == 0
+
+
+# ---- AMP -------------------------------------------------------------------------------------
+def test_found_inf_skips_everything():
+    model = mlp()
+    opt = bk.optim.AdamW(model.parameters(), lr=1e-2)
+    train(model, opt, steps=2)
+    before = copy.deepcopy(opt.state_dict())
+    params = [p.detach().clone() for p in model.parameters()]
+    counters = [s.counters.clone() for s in opt.bit_stats().values()]
+    opt.found_inf = torch.ones(())
+    opt.step()
+    del opt.found_inf
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), params))
+    after = opt.state_dict()["state"]
+    for k, v in before["state"].items():
+        assert all(torch.equal(v[key], after[k][key]) for key in v)
+    assert all(torch.equal(s.counters, c) for s, c in zip(opt.bit_stats().values(), counters))
+
+
+def test_grad_scaler_on_cpu():
+    """torch.amp.GradScaler hands grad_scale/found_inf to the optimizer; an inf gradient skips
+    the step, a finite one is unscaled in the kernel."""
+    model, reference = mlp(), mlp()
+    opt = bk.optim.SGD(model.parameters(), lr=0.1)
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    x, y = torch.randn(8, 12), torch.randn(8, 1)
+    for m, o, s in ((model, opt, scaler), (reference, ref_opt, None)):
+        loss = ((m(x) - y) ** 2).mean()
+        if s is None:
+            loss.backward()
+            o.step()
+        else:
+            s.scale(loss).backward()
+            s.step(o)
+            s.update()
+    for a, b in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    frozen = [p.detach().clone() for p in model.parameters()]
+    opt.zero_grad()
+    scaler.scale(((model(x) - y) ** 2).mean()).backward()
+    next(model.parameters()).grad[0, 0] = float("inf")
+    scaler.step(opt)
+    scaler.update()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), frozen))
+    assert scaler.get_scale() == 512.0
+
+
+# ---- stochastic rounding ---------------------------------------------------------------------
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_stochastic_rounding_reproduces_given_seed_and_step(backend):
+    def run(seed):
+        model = mlp(dtype=torch.bfloat16)
+        opt = bk.optim.AdamW(model.parameters(), lr=1e-3, rounding="stochastic", seed=seed,
+                             backend=backend)
+        train(model, opt, steps=3)
+        return [p.detach().clone() for p in model.parameters()]
+    a, b, c = run(7), run(7), run(8)
+    assert all(torch.equal(x.view(torch.int16), y.view(torch.int16)) for x, y in zip(a, b))
+    assert not all(torch.equal(x, z) for x, z in zip(a, c))
+
+
+# ---- bad input -------------------------------------------------------------------------------
+def test_bad_input_is_rejected_before_any_parameter_changes():
+    model = mlp()
+    named = list(model.named_parameters())
+    opt = bk.optim.AdamW(named, lr=1e-2)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    before = [p.detach().clone() for p in model.parameters()]
+    model[2].bias.grad = torch.randn(1).to_sparse()
+    with pytest.raises(TypeError, match="2.bias: sparse gradients"):
+        opt.step()
+    # (torch itself refuses gradients of another dtype or shape; a float64 parameter is ours
+    # to refuse)
+    model[2].bias.grad = torch.randn(1)
+    opt.add_param_group({"params": [("extra", torch.nn.Parameter(torch.zeros(3).double()))]})
+    opt.param_groups[1]["params"][0].grad = torch.ones(3).double()
+    with pytest.raises(TypeError, match="parameter extra has dtype torch.float64"):
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+    assert not opt.state  # no state was created either
+
+
+@pytest.mark.parametrize("factory,kwargs,message", [
+    (bk.optim.SGD, dict(lr=-1.0), "Invalid learning rate"),
+    (bk.optim.SGD, dict(lr=0.1, nesterov=True), "Nesterov momentum requires"),
+    (bk.optim.Adam, dict(betas=(1.0, 0.9)), "beta parameter at index 0"),
+    (bk.optim.Adam, dict(eps=-1e-8), "Invalid epsilon"),
+    (bk.optim.AdamW, dict(weight_decay=-0.1), "Invalid weight_decay"),
+    (bk.optim.Lion, dict(betas=(0.9,)), "betas must be a pair"),
+    (bk.optim.AdamW, dict(rounding="down"), "rounding must be one of"),
+    (bk.optim.AdamW, dict(backend="numpy"), "backend must be 'auto' or one of"),
+    (bk.optim.AdamW, dict(capturable=True), "capturable=True is not supported"),
+])
+def test_hyper_parameters_are_checked_at_construction(factory, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        factory(mlp().parameters(), **kwargs)
+
+
+def test_unavailable_backend_fails_before_the_step_changes_anything():
+    model = mlp()
+    opt = bk.optim.SGD(model.parameters(), lr=0.1, backend="cuda")
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="backend='cuda' is unavailable"):
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
+def test_layout_of_the_stats_tables():
+    model = mlp()
+    opt = bk.optim.SGD(model.parameters(), lr=0.1)
+    train(model, opt, steps=1)
+    counters, sums = next(iter(opt._stat_tables.values()))
+    assert counters.shape == (4, Layout.NUM_COUNTERS) and sums.shape == (4, Layout.NUM_SUMS)

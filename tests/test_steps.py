@@ -1,0 +1,107 @@
+"""The fused step ops of every backend against the pure-torch reference: parameters, states
+and counters bit-identical on the CPU (sums to the kernels' fp32-block tolerance)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bitkernels.stats import Layout
+from cases import BACKEND_CASES, DTYPES
+from oracle import SUM_RTOL
+from step_cases import (CONFIG_IDS, CONFIGS, Problem, bits, implementation, landing_modes,
+                        state_bits)
+
+KERNEL_CASES = [c for c in BACKEND_CASES if c.values[0] != "reference"]
+REFERENCE = implementation("reference")
+
+
+def assert_same(ours: Problem, ref: Problem) -> None:
+    for i, (a, b) in enumerate(zip(ours.params, ref.params)):
+        assert torch.equal(bits(a), bits(b)), f"params[{i}] differ"
+    for k, (xs, ys) in enumerate(zip(ours.states, ref.states)):
+        for i, (a, b) in enumerate(zip(xs, ys)):
+            assert torch.equal(state_bits(a), state_bits(b)), f"state {k} of tensor {i} differs"
+    for i, (a, b) in enumerate(zip(ours.comps, ref.comps)):
+        assert torch.equal(bits(a), bits(b)), f"kahan_comps[{i}] differ"
+    assert torch.equal(ours.counters.cpu(), ref.counters.cpu())
+    torch.testing.assert_close(ours.sums.cpu(), ref.sums.cpu(), rtol=SUM_RTOL, atol=1e-300)
+
+
+@pytest.mark.parametrize("backend,device", KERNEL_CASES)
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_matches_reference(backend, device, config, dtype):
+    for stochastic, kahan in landing_modes(dtype):
+        kind = config[0]
+        ours = Problem(kind, dtype, kahan=kahan, device=device).run(
+            implementation(backend), config, stochastic=stochastic)
+        ref = Problem(kind, dtype, kahan=kahan).run(REFERENCE, config, stochastic=stochastic)
+        assert_same(ours, ref)
+
+
+@pytest.mark.parametrize("backend,device", KERNEL_CASES)
+@pytest.mark.parametrize("config", [CONFIGS[1], CONFIGS[4], CONFIGS[7]], ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_special_values(backend, device, config, dtype):
+    """inf/NaN/zero/subnormal parameters and gradients: same bits, counted as nonfinite."""
+    kind = config[0]
+    ours = Problem(kind, dtype, device=device, specials=True).run(
+        implementation(backend), config, specials=True)
+    ref = Problem(kind, dtype, specials=True).run(REFERENCE, config, specials=True)
+    assert_same(ours, ref)
+    assert int(ours.counters[:, Layout.NONFINITE].sum()) > 0
+
+
+@pytest.mark.parametrize("backend,device", [c for c in BACKEND_CASES])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_grad_scale_unscales_in_kernel(backend, device, dtype):
+    """Gradients scaled by 2^10 with grad_scale=2^10 step exactly as unscaled ones."""
+    config = CONFIGS[4]
+    scale = torch.tensor([1024.0], device=device)
+    a = Problem("adam", dtype, device=device).run(implementation(backend), config,
+                                                   grad_scale=scale)
+    b = Problem("adam", dtype).run(REFERENCE, config)
+    for x, y in zip(a.params, b.params):
+        assert torch.equal(bits(x), bits(y))
+
+
+@pytest.mark.parametrize("backend,device", [c for c in BACKEND_CASES])
+@pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
+def test_found_inf_changes_nothing(backend, device, config):
+    problem = Problem(config[0], torch.bfloat16, device=device, kahan=True)
+    before = ([bits(p).clone() for p in problem.params],
+              [[state_bits(s).clone() for s in states] for states in problem.states])
+    problem.run(implementation(backend), config, found_inf=torch.ones(1, device=device),
+                stochastic=True)
+    assert all(torch.equal(bits(p), b) for p, b in zip(problem.params, before[0]))
+    for states, saved in zip(problem.states, before[1]):
+        assert all(torch.equal(state_bits(s), b) for s, b in zip(states, saved))
+    assert int(problem.counters.abs().sum()) == 0 and float(problem.sums.abs().sum()) == 0
+
+
+@pytest.mark.parametrize("backend,device", KERNEL_CASES)
+def test_without_statistics_the_step_is_the_same(backend, device):
+    config = CONFIGS[4]
+    with_stats = Problem("adam", torch.bfloat16, device=device).run(
+        implementation(backend), config, stochastic=True)
+    without = Problem("adam", torch.bfloat16, device=device).run(
+        implementation(backend), config, stochastic=True, track=False)
+    for x, y in zip(with_stats.params, without.params):
+        assert torch.equal(bits(x), bits(y))
+    assert int(without.counters.abs().sum()) == 0
+
+
+@pytest.mark.parametrize("backend,device", KERNEL_CASES)
+def test_many_tensors_in_one_call_equal_one_call_each(backend, device):
+    """55 tensors of random sizes (0 and 1 included) in one call == one call per tensor."""
+    g = torch.Generator().manual_seed(5)
+    sizes = [0, 1] + torch.randint(0, 3000, (53,), generator=g).tolist()
+    config, impl = CONFIGS[4], implementation(backend)
+    fresh = Problem("adam", torch.bfloat16, sizes=sizes, device=device)
+    alone = [fresh.only(i) for i in range(len(sizes))]
+    together = fresh.run(impl, config, stochastic=True)
+    for i, single in enumerate(alone):
+        single.run(impl, config, stochastic=True)
+        assert torch.equal(bits(single.params[0]), bits(together.params[i])), f"tensor {i}"
+        assert torch.equal(single.counters[1].cpu(), together.counters[i + 1].cpu()), f"tensor {i}"
