@@ -42,7 +42,7 @@ void adam_step_cpu(at::TensorList params, at::TensorList grads, at::TensorList e
       run_step<F>(
           tensors,
           [&](const StepTensor& t) {
-            return AdamElement<kAmsgrad>{h, t.adam, t.state[0], t.state[1], t.state[2]};
+            return AdamElement<kAmsgrad>::of(h, t);
           },
           stochastic, !kahan_comps.empty(), counters.has_value(), scale_ptr(grad_scale));
     };

@@ -24,7 +24,7 @@ void lion_step_cpu(at::TensorList params, at::TensorList grads, at::TensorList e
   dispatch_format(params[0].scalar_type(), [&](auto format) {
     using F = decltype(format);
     run_step<F>(
-        tensors, [&](const StepTensor& t) { return LionElement{h, t.state[0]}; }, stochastic,
+        tensors, [&](const StepTensor& t) { return LionElement::of(h, t); }, stochastic,
         !kahan_comps.empty(), counters.has_value(), scale_ptr(grad_scale));
   });
 }

@@ -33,7 +33,7 @@ void sgd_step_cpu(at::TensorList params, at::TensorList grads, at::TensorList mo
       constexpr bool kMomentum = decltype(with_momentum)::value;
       run_step<F>(
           tensors,
-          [&](const StepTensor& t) { return SgdElement<kMomentum>{h, t.state[0], t.first}; },
+          [&](const StepTensor& t) { return SgdElement<kMomentum>::of(h, t); },
           stochastic, !kahan_comps.empty(), counters.has_value(), scale_ptr(grad_scale));
     };
     has_momentum ? run(Bool<true>{}) : run(Bool<false>{});

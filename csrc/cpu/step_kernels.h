@@ -1,7 +1,6 @@
-// Host side of the fused optimizer steps on the CPU: the per-tensor view of one step, the
-// element functors that bind a rule (rules.h) to a tensor's state, and the driver that splits
-// all tensors of a call into chunks for one OpenMP parallel region. The loops themselves are in
-// step_impl.h, compiled per ISA.
+// Host side of the fused optimizer steps on the CPU: the driver that splits all tensors of a
+// call into chunks for one OpenMP parallel region. The loops are in step_impl.h, compiled per
+// ISA; StepTensor and the elements binding a rule to a tensor's state are in bitkernels/step.h.
 #pragma once
 
 #include <algorithm>
@@ -19,6 +18,7 @@
 #include "bitkernels/formats.h"
 #include "bitkernels/rounding.h"
 #include "bitkernels/rules.h"
+#include "bitkernels/step.h"
 #include "partial.h"
 #include "simd.h"
 #include "stats_block.h"
@@ -26,61 +26,7 @@
 namespace bitkernels {
 namespace cpu {
 
-// One tensor of a step call.
-struct StepTensor {
-  void* param = nullptr;
-  const void* grad = nullptr;
-  void* comp = nullptr;  // Kahan compensation (param dtype) or null
-  float* state[3] = {nullptr, nullptr, nullptr};  // rule state (fp32), see the elements
-  int64_t numel = 0;
-  uint32_t rng_key = 0;
-  int64_t* counters = nullptr;  // BitStats row, null when not tracking
-  double* sums = nullptr;
-  AdamStep adam{};  // Adam/AdamW: from this tensor's step count
-  Flag first{0u};   // SGD: the momentum buffer starts at this step
-};
-
-// ---- elements: rule + one tensor's state, called per element index ---------------------------
-template <bool kMomentum>
-struct SgdElement {
-  SgdHyper h;
-  float* buf;
-  Flag first;
-  BK_ALWAYS_INLINE float operator()(int64_t i, float p, float g) const {
-    float b = kMomentum ? buf[i] : 0.0f;
-    const float d = sgd_update(h, p, g, b, first);
-    if constexpr (kMomentum) buf[i] = b;
-    return d;
-  }
-};
-
-template <bool kAmsgrad>
-struct AdamElement {
-  AdamHyper h;
-  AdamStep s;
-  float* m;
-  float* v;
-  float* v_max;
-  BK_ALWAYS_INLINE float operator()(int64_t i, float p, float g) const {
-    float mi = m[i], vi = v[i], v_maxi = kAmsgrad ? v_max[i] : 0.0f;
-    const float d = adam_update(h, s, p, g, mi, vi, v_maxi);
-    m[i] = mi;
-    v[i] = vi;
-    if constexpr (kAmsgrad) v_max[i] = v_maxi;
-    return d;
-  }
-};
-
-struct LionElement {
-  LionHyper h;
-  float* m;
-  BK_ALWAYS_INLINE float operator()(int64_t i, float p, float g) const {
-    float mi = m[i];
-    const float d = lion_update(h, p, g, mi);
-    m[i] = mi;
-    return d;
-  }
-};
+using ::bitkernels::StepTensor;
 
 }  // namespace cpu
 }  // namespace bitkernels
