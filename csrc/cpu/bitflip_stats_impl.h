@@ -73,21 +73,18 @@ void count_with_update(const typename F::bits_t* a, const typename F::bits_t* b,
   StatsBlock block;
   for (int64_t b0 = begin; b0 < end; b0 += StatsBlock::kBlock) {
     const int n = int(std::min<int64_t>(StatsBlock::kBlock, end - b0));
-    uint32_t changed = 0, lost = 0, zero = 0, nonfinite = 0;
     float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
-#pragma omp simd reduction(+ : changed, lost, zero, nonfinite, d2, g2, p2, r2)
+#pragma omp simd reduction(+ : d2, g2, p2, r2)
     for (int j = 0; j < n; ++j) {
       const s::ElementStats e = s::element_stats<F>(a[b0 + j], b[b0 + j], d[b0 + j], 0.0f);
       block.flip[j] = e.flip_mask;
-      block.bin[j] = uint32_t(e.depth_bin);
-      changed += e.changed, lost += e.lost, zero += e.zero, nonfinite += e.nonfinite;
+      block.code[j] = class_code(e);
       d2 += scaled_square(e.d), p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
     }
     block.flush(n, out);
     if (finite_sums(d2, g2, p2, r2)) {
-      add_scalars(out, changed, lost, zero, nonfinite, d2, g2, p2, r2);
+      add_sums(out, d2, g2, p2, r2);
     } else {
-      add_scalars(out, changed, lost, zero, nonfinite, 0.0f, 0.0f, 0.0f, 0.0f);
       exact_sums(n, [&](int j) { return s::element_stats<F>(a[b0 + j], b[b0 + j], d[b0 + j], 0.0f); }, out);
     }
   }

@@ -1,8 +1,8 @@
 // Statistics inside a vectorized CPU loop. The loop (an `omp simd` loop over a block of at most
-// kBlock elements) reduces the scalar counters and sums itself (add them with add_scalars) and
-// writes each element's flip mask and depth bin into this block's buffers; flush() then counts
-// the buffers: bit positions 8 lanes at a time, depth bins with four interleaved histograms (no
-// store-forwarding chains between consecutive equal bins).
+// kBlock elements) reduces the four sums itself (add them with add_sums) and writes each
+// element's flip mask and class code into this block's buffers; flush() then counts the
+// buffers: bit positions with carry-save adders 8 lanes at a time, class codes (depth bin and
+// the flags) with interleaved histograms.
 #pragma once
 
 #include <cstdint>
@@ -15,39 +15,66 @@
 namespace bitkernels {
 namespace cpu {
 
+// The counters of one element as a class code for one histogram: moving updates (finite,
+// nonzero d) are bin | changed << 6 | nonfinite << 7 (0 .. 255); the others 256 + changed |
+// zero << 1 | nonfinite << 2. The joint histogram gives depth, changed, lost (moving and not
+// changed), zero and nonfinite, so the vector loop keeps no counter registers.
+constexpr int kClassCodes = 264;
+
+BK_ALWAYS_INLINE uint32_t class_code(const stats::ElementStats& e) {
+  // Arithmetic, not ?: (with that select GCC gave up if-converting the step loop). For moving
+  // elements depth_bin < 64, so adding 256 * !moving and the other flags is an exact blend.
+  const uint32_t still = 1u - e.moving;
+  return uint32_t(e.depth_bin & 63) * e.moving + (e.changed << (6u * e.moving)) +
+         ((e.nonfinite << 7) >> (5u * still)) + ((e.zero << 1) + 256u) * still;
+}
+
 struct StatsBlock {
-  static constexpr int kBlock = 1920;  // 16 folds of 15 vectors of 8 lanes; ~10 KB of buffers;
-                                      // 240 elements per lane in fp32 sums
-  static constexpr int kNoBin = stats::kDepthBins;
+  // 15 groups of 16 vectors of 8 lanes (one FlipBufferCounter::add); 240 elements per lane in
+  // the fp32 sums; the buffers take ~22 KB.
+  static constexpr int kBlock = FlipBufferCounter::kMaxWords;
+  static constexpr int kHistograms = 8;  // interleaved: consecutive equal codes do not chain
 
   alignas(32) uint32_t flip[kBlock];
   // 32-bit like everything else in the simd loop: a narrower store would make the compiler
   // pick 32 lanes (4 registers per value) and spill.
-  alignas(32) uint32_t bin[kBlock];
-  // The update's bits, kept by loops whose inputs the step overwrites, for exact_sums().
+  alignas(32) uint32_t code[kBlock];
+  // The update's bits and the unscaled gradient, kept by the step loops for the statistics.
   alignas(32) uint32_t d_bits[kBlock];
-  uint32_t hist[4][stats::kDepthBins + 1] = {};
+  alignas(32) float g[kBlock];
+  uint32_t hist[kHistograms][kClassCodes] = {};
   FlipBufferCounter flips;
 
-  // Counts the first n entries of the buffers into p.
+  // Counts the first n entries of the buffers.
   BK_ALWAYS_INLINE void flush(int n, Partial& p) {
-    const int padded = (n + kLanes - 1) / kLanes * kLanes;
+    const int padded =
+        (n + FlipBufferCounter::kGroupWords - 1) / FlipBufferCounter::kGroupWords *
+        FlipBufferCounter::kGroupWords;
     for (int j = n; j < padded; ++j) flip[j] = 0u;
     flips.add(flip, padded, p);
     int j = 0;
-    for (; j + 4 <= n; j += 4) {
-      ++hist[0][bin[j]];
-      ++hist[1][bin[j + 1]];
-      ++hist[2][bin[j + 2]];
-      ++hist[3][bin[j + 3]];
-    }
-    for (; j < n; ++j) ++hist[0][bin[j]];
+    for (; j + kHistograms <= n; j += kHistograms)
+      for (int h = 0; h < kHistograms; ++h) ++hist[h][code[j + h]];
+    for (; j < n; ++j) ++hist[0][code[j]];
   }
 
+  // Adds the histograms' counters to p and clears them; the flips too.
   BK_ALWAYS_INLINE void finish(Partial& p) {
     flips.drain(p);
-    for (int b = 0; b < stats::kDepthBins; ++b)
-      p.depth[b] += int64_t(hist[0][b]) + hist[1][b] + hist[2][b] + hist[3][b];
+    for (int c = 0; c < kClassCodes; ++c) {
+      int64_t count = 0;
+      for (int h = 0; h < kHistograms; ++h) count += hist[h][c];
+      if (count == 0) continue;
+      if (c < 256) {
+        p.depth[c & 63] += count;
+        (c & 64 ? p.changed : p.lost) += count;
+        if (c & 128) p.nonfinite += count;
+      } else {
+        if (c & 1) p.changed += count;
+        if (c & 2) p.zero += count;
+        if (c & 4) p.nonfinite += count;
+      }
+    }
     std::memset(hist, 0, sizeof hist);
   }
 };
@@ -73,11 +100,9 @@ inline bool finite_sums(float d2, float g2, float p2, float r2) {
   return total - total == 0.0f;
 }
 
-// Adds the scalar counters a block's simd loop reduced (as locals: OpenMP reductions need
-// variables) and its fp32 sums.
-BK_ALWAYS_INLINE void add_scalars(Partial& p, uint32_t changed, uint32_t lost, uint32_t zero,
-                                  uint32_t nonfinite, float d2, float g2, float p2, float r2) {
-  p.changed += changed, p.lost += lost, p.zero += zero, p.nonfinite += nonfinite;
+// Adds a block's fp32 sums (reduced by its simd loop into locals: OpenMP reductions need
+// variables).
+BK_ALWAYS_INLINE void add_sums(Partial& p, float d2, float g2, float p2, float r2) {
   p.sums[stats::kSumD2] += double(d2) * kSquareUnscale;
   p.sums[stats::kSumG2] += double(g2) * kSquareUnscale;
   p.sums[stats::kSumP2] += double(p2) * kSquareUnscale;

@@ -1,11 +1,13 @@
 // The fused optimizer loop on the CPU, compiled once per ISA (see simd.h): no include guard, no
 // includes; step_kernels.h includes what this needs first.
 //
-// step_range applies one update rule to elements [begin, end) of one tensor, block by block:
-// a vectorized (omp simd) pass reads param, grad and state once, writes param and state, and
-// reduces the statistics of every element (scalars in registers, flip masks and depth bins into
-// an L1-resident StatsBlock that is counted right after). With kTrack false the statistics are
-// compiled out.
+// step_range applies one update rule to elements [begin, end) of one tensor, block by block.
+// A vectorized (omp simd) pass reads param, grad and state once from memory and writes param and
+// state; with statistics it also leaves each element's flip mask, update and gradient in the
+// L1-resident StatsBlock, and a second vectorized pass over the block computes the class codes
+// and sums (in one loop with the update, the live values outgrow the 16 vector registers and GCC
+// spills or stops vectorizing). flush() then counts flips and codes. With kTrack false the
+// statistics are compiled out.
 
 namespace bitkernels {
 namespace cpu {
@@ -27,9 +29,7 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
   StatsBlock block;
   for (int64_t b0 = begin; b0 < end; b0 += StatsBlock::kBlock) {
     const int n = int(std::min<int64_t>(StatsBlock::kBlock, end - b0));
-    uint32_t changed = 0, lost = 0, zero = 0, nonfinite = 0;
-    float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
-#pragma omp simd reduction(+ : changed, lost, zero, nonfinite, d2, g2, p2, r2)
+#pragma omp simd
     for (int j = 0; j < n; ++j) {
       const int64_t i = b0 + j;
       const uint32_t old_bits = param[i];
@@ -43,27 +43,32 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
       param[i] = bits_t(landed.new_bits);
       if constexpr (kKahan) comp[i] = bits_t(landed.comp_bits);
       if constexpr (kTrack) {
-        const stats::ElementStats e =
-            stats::element_stats<F>(old_bits, landed.new_bits, float_bits(landed.d), g);
-        block.flip[j] = e.flip_mask;
-        block.bin[j] = uint32_t(e.depth_bin);
+        block.flip[j] = old_bits ^ landed.new_bits;
         block.d_bits[j] = float_bits(landed.d);
-        changed += e.changed, lost += e.lost, zero += e.zero, nonfinite += e.nonfinite;
-        d2 += scaled_square(e.d), g2 += scaled_square(e.g);
-        p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
+        block.g[j] = g;
       }
     }
     if constexpr (kTrack) {
+      // The statistics in a loop of their own over the L1-resident block: one loop with both
+      // holds too many live values for 16 vector registers (GCC then spills or gives up).
+      float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
+      auto element_at = [&](int j) {
+        const uint32_t new_bits = param[b0 + j];
+        return stats::element_stats<F>(new_bits ^ block.flip[j], new_bits, block.d_bits[j],
+                                       block.g[j]);
+      };
+#pragma omp simd reduction(+ : d2, g2, p2, r2)
+      for (int j = 0; j < n; ++j) {
+        const stats::ElementStats e = element_at(j);
+        block.code[j] = class_code(e);
+        d2 += scaled_square(e.d), g2 += scaled_square(e.g);
+        p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
+      }
       block.flush(n, out);
       if (finite_sums(d2, g2, p2, r2)) {
-        add_scalars(out, changed, lost, zero, nonfinite, d2, g2, p2, r2);
-      } else {  // rebuild the block's elements from what is still in memory
-        add_scalars(out, changed, lost, zero, nonfinite, 0.0f, 0.0f, 0.0f, 0.0f);
-        exact_sums(n, [&](int j) {
-          const uint32_t new_bits = param[b0 + j];
-          return stats::element_stats<F>(new_bits ^ block.flip[j], new_bits, block.d_bits[j],
-                                         to_float<F>(grad[b0 + j]) / scale);
-        }, out);
+        add_sums(out, d2, g2, p2, r2);
+      } else {
+        exact_sums(n, element_at, out);
       }
     }
   }

@@ -77,6 +77,7 @@ BK_INLINE int depth_bin(uint32_t d_bits, uint32_t old_bits) {
 struct ElementStats {
   uint32_t flip_mask;  // old ^ new
   int depth_bin;       // 0 .. kDepthBins-1, or kDepthBins when d is zero or not finite
+  uint32_t moving;     // 1 when d is finite and nonzero (depth_bin < kDepthBins)
   uint32_t changed, lost, zero, nonfinite;  // 0 or 1
   float d, g, p, q;    // update, unscaled gradient, old value, new value
 };
@@ -90,6 +91,7 @@ BK_INLINE ElementStats element_stats(uint32_t old_bits, uint32_t new_bits, uint3
   e.flip_mask = old_bits ^ new_bits;
   const bool moving = is_finite_update(d_bits) && !is_zero_update(d_bits);
   e.depth_bin = moving ? depth_bin<F>(d_bits, old_bits) : kDepthBins;
+  e.moving = moving;
   e.changed = e.flip_mask != 0u;
   e.lost = is_lost(d_bits, e.flip_mask);
   e.zero = is_zero_update(d_bits);
