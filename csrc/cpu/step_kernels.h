@@ -118,33 +118,6 @@ void run_step(const std::vector<StepTensor>& tensors, const MakeElement& make_el
   }
 }
 
-// The StepTensor views of a checked step call: states[k][i] becomes tensors[i].state[k].
-inline std::vector<StepTensor> step_tensors(at::TensorList params, at::TensorList grads,
-                                            std::initializer_list<at::TensorList> states,
-                                            at::TensorList kahan_comps,
-                                            const std::optional<at::Tensor>& counters,
-                                            const std::optional<at::Tensor>& sums,
-                                            at::IntArrayRef stat_rows, at::IntArrayRef rng_keys) {
-  std::vector<StepTensor> out(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    StepTensor& t = out[i];
-    t.param = params[i].data_ptr();
-    t.grad = grads[i].const_data_ptr();
-    t.comp = kahan_comps.empty() ? nullptr : kahan_comps[i].data_ptr();
-    int k = 0;
-    for (const at::TensorList& list : states) {
-      t.state[k++] = list.empty() ? nullptr : list[i].data_ptr<float>();
-    }
-    t.numel = params[i].numel();
-    t.rng_key = uint32_t(rng_keys[i]);
-    if (counters.has_value()) {
-      t.counters = counters->data_ptr<int64_t>() + stat_rows[i] * stats::kNumCounters;
-      t.sums = sums->data_ptr<double>() + stat_rows[i] * stats::kNumSums;
-    }
-  }
-  return out;
-}
-
 // Whether AMP found an inf/NaN gradient: the step then changes nothing.
 inline bool step_skipped(const std::optional<at::Tensor>& found_inf) {
   return found_inf.has_value() && found_inf->item<float>() != 0.0f;

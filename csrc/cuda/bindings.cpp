@@ -10,6 +10,7 @@
 
 #include "launch.h"
 #include "op_checks.h"
+#include "step_args.h"
 #include "python_module.h"
 
 namespace bitkernels {
@@ -86,108 +87,44 @@ DeviceTables device_tables(std::vector<StepTensor> tensors, c10::ScalarType dtyp
   return out;
 }
 
-// StepTensor views of a checked step call (as the CPU's step_tensors, for device pointers).
-std::vector<StepTensor> step_tensors(at::TensorList params, at::TensorList grads,
-                                     std::initializer_list<at::TensorList> states,
-                                     at::TensorList kahan_comps,
-                                     const std::optional<at::Tensor>& counters,
-                                     const std::optional<at::Tensor>& sums,
-                                     at::IntArrayRef stat_rows, at::IntArrayRef rng_keys) {
-  std::vector<StepTensor> out(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    StepTensor& t = out[i];
-    t.param = params[i].data_ptr();
-    t.grad = grads[i].const_data_ptr();
-    t.comp = kahan_comps.empty() ? nullptr : kahan_comps[i].data_ptr();
-    int k = 0;
-    for (const at::TensorList& list : states) t.state[k++] = list.empty() ? nullptr : list[i].data_ptr<float>();
-    t.numel = params[i].numel();
-    t.rng_key = uint32_t(rng_keys[i]);
-    if (counters.has_value()) {
-      t.counters = counters->data_ptr<int64_t>() + stat_rows[i] * stats::kNumCounters;
-      t.sums = sums->data_ptr<double>() + stat_rows[i] * stats::kNumSums;
-    }
-  }
-  return out;
-}
-
-void sgd_step_cuda(at::TensorList params, at::TensorList grads, at::TensorList momentum_buffers,
-                   at::TensorList kahan_comps, const std::optional<at::Tensor>& counters,
-                   const std::optional<at::Tensor>& sums, at::IntArrayRef stat_rows,
-                   at::IntArrayRef rng_keys, c10::List<bool> first_step,
-                   const std::optional<at::Tensor>& grad_scale,
-                   const std::optional<at::Tensor>& found_inf, double lr, double momentum,
-                   double dampening, double weight_decay, bool nesterov, bool maximize,
-                   bool stochastic) {
-  const bool has_momentum = momentum != 0.0;
-  check_step_args("sgd_step", params, grads, {{"momentum_buffers", momentum_buffers, has_momentum}},
-                  kahan_comps, counters, sums, stat_rows, rng_keys, grad_scale, found_inf);
-  TORCH_CHECK_VALUE(first_step.size() == params.size(),
-                    "sgd_step: first_step needs one entry per param");
-  if (params.empty()) return;
+// One step launch for the tensors of a checked call (nothing to do without tensors).
+template <class Launch>
+void launch_step(const char* op, std::vector<StepTensor> tensors, at::TensorList params,
+                 at::TensorList kahan_comps, const std::optional<at::Tensor>& counters,
+                 const std::optional<at::Tensor>& grad_scale,
+                 const std::optional<at::Tensor>& found_inf, bool stochastic, Launch launch) {
+  if (tensors.empty()) return;
   const c10::cuda::CUDAGuard guard(params[0].device());
-  std::vector<StepTensor> tensors = step_tensors(params, grads, {momentum_buffers}, kahan_comps,
-                                                 counters, sums, stat_rows, rng_keys);
-  for (size_t i = 0; i < tensors.size(); ++i) tensors[i].first = flag(first_step[i]);
   const DeviceTables tables =
       device_tables(std::move(tensors), params[0].scalar_type(), params[0].device(), grad_scale,
                     found_inf, stochastic, !kahan_comps.empty(), counters.has_value());
-  check_launch("sgd_step", cuda::launch_sgd_step(
-      tables.launch, sgd_hyper(lr, momentum, dampening, weight_decay, nesterov, maximize),
-      c10::cuda::getCurrentCUDAStream()));
+  check_launch(op, launch(tables.launch, c10::cuda::getCurrentCUDAStream()));
 }
 
-void adam_step_cuda(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
-                    at::TensorList exp_avg_sqs, at::TensorList max_exp_avg_sqs,
-                    at::TensorList kahan_comps, const std::optional<at::Tensor>& counters,
-                    const std::optional<at::Tensor>& sums, at::IntArrayRef stat_rows,
-                    at::IntArrayRef rng_keys, at::ArrayRef<double> step_sizes,
-                    at::ArrayRef<double> bias_correction2_sqrts,
-                    const std::optional<at::Tensor>& grad_scale,
-                    const std::optional<at::Tensor>& found_inf, double lr, double beta1,
-                    double beta2, double eps, double weight_decay, bool decoupled, bool amsgrad,
-                    bool maximize, bool stochastic) {
-  check_step_args("adam_step", params, grads,
-                  {{"exp_avgs", exp_avgs, true},
-                   {"exp_avg_sqs", exp_avg_sqs, true},
-                   {"max_exp_avg_sqs", max_exp_avg_sqs, amsgrad}},
-                  kahan_comps, counters, sums, stat_rows, rng_keys, grad_scale, found_inf);
-  TORCH_CHECK_VALUE(step_sizes.size() == params.size() &&
-                        bias_correction2_sqrts.size() == params.size(),
-                    "adam_step: step_sizes and bias_correction2_sqrts need one entry per param");
-  if (params.empty()) return;
-  const c10::cuda::CUDAGuard guard(params[0].device());
-  std::vector<StepTensor> tensors =
-      step_tensors(params, grads, {exp_avgs, exp_avg_sqs, max_exp_avg_sqs}, kahan_comps,
-                   counters, sums, stat_rows, rng_keys);
-  for (size_t i = 0; i < tensors.size(); ++i)
-    tensors[i].adam = adam_step_scalars(step_sizes[i], bias_correction2_sqrts[i]);
-  const DeviceTables tables =
-      device_tables(std::move(tensors), params[0].scalar_type(), params[0].device(), grad_scale,
-                    found_inf, stochastic, !kahan_comps.empty(), counters.has_value());
-  check_launch("adam_step", cuda::launch_adam_step(
-      tables.launch,
-      adam_hyper(lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize),
-      c10::cuda::getCurrentCUDAStream()));
+void sgd_step_cuda BK_SGD_STEP_PARAMS {
+  const SgdHyper h = sgd_hyper(lr, momentum, dampening, weight_decay, nesterov, maximize);
+  launch_step("sgd_step", sgd_step_tensors(BK_SGD_STEP_ARGUMENTS), params, kahan_comps, counters,
+              grad_scale, found_inf, stochastic, [&](const cuda::StepLaunch& args, cudaStream_t s) {
+                return cuda::launch_sgd_step(args, h, s);
+              });
 }
 
-void lion_step_cuda(at::TensorList params, at::TensorList grads, at::TensorList exp_avgs,
-                    at::TensorList kahan_comps, const std::optional<at::Tensor>& counters,
-                    const std::optional<at::Tensor>& sums, at::IntArrayRef stat_rows,
-                    at::IntArrayRef rng_keys, const std::optional<at::Tensor>& grad_scale,
-                    const std::optional<at::Tensor>& found_inf, double lr, double beta1,
-                    double beta2, double weight_decay, bool maximize, bool stochastic) {
-  check_step_args("lion_step", params, grads, {{"exp_avgs", exp_avgs, true}}, kahan_comps,
-                  counters, sums, stat_rows, rng_keys, grad_scale, found_inf);
-  if (params.empty()) return;
-  const c10::cuda::CUDAGuard guard(params[0].device());
-  const DeviceTables tables = device_tables(
-      step_tensors(params, grads, {exp_avgs}, kahan_comps, counters, sums, stat_rows, rng_keys),
-      params[0].scalar_type(), params[0].device(), grad_scale, found_inf, stochastic,
-      !kahan_comps.empty(), counters.has_value());
-  check_launch("lion_step", cuda::launch_lion_step(
-      tables.launch, lion_hyper(lr, beta1, beta2, weight_decay, maximize),
-      c10::cuda::getCurrentCUDAStream()));
+void adam_step_cuda BK_ADAM_STEP_PARAMS {
+  const AdamHyper h = adam_hyper(lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize);
+  launch_step("adam_step", adam_step_tensors(BK_ADAM_STEP_ARGUMENTS), params, kahan_comps,
+              counters, grad_scale, found_inf, stochastic,
+              [&](const cuda::StepLaunch& args, cudaStream_t s) {
+                return cuda::launch_adam_step(args, h, s);
+              });
+}
+
+void lion_step_cuda BK_LION_STEP_PARAMS {
+  const LionHyper h = lion_hyper(lr, beta1, beta2, weight_decay, maximize);
+  launch_step("lion_step", lion_step_tensors(BK_LION_STEP_ARGUMENTS), params, kahan_comps,
+              counters, grad_scale, found_inf, stochastic,
+              [&](const cuda::StepLaunch& args, cudaStream_t s) {
+                return cuda::launch_lion_step(args, h, s);
+              });
 }
 
 }  // namespace
