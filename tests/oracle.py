@@ -77,6 +77,7 @@ def assert_matches(stats, want: dict) -> None:
     got = stats.to_dict()
     for name, value in want.items():
         if name in SUM_NAMES:
-            assert np.isclose(got[name], value, rtol=SUM_RTOL, atol=1e-300), (name, got[name], value)
+            close = np.isclose(got[name], value, rtol=SUM_RTOL, atol=1e-300)
+            assert close, (name, got[name], value)
         else:
             assert got[name] == value, (name, got[name], value)

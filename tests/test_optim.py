@@ -77,12 +77,12 @@ def test_low_precision_within_torchs_own_fused_vs_forloop_spread(backend, dtype,
     ours = getattr(bk.optim, name)(models[2].parameters(), backend=backend, **kwargs)
     for m, o in zip(models, (fused, loop, ours)):
         train(m, o)
-    for f, l, b in zip(*(m.parameters() for m in models)):
+    for f, lp, b in zip(*(m.parameters() for m in models)):
         assert torch.isfinite(b).all()
-        if not (torch.isfinite(f).all() and torch.isfinite(l).all()):
+        if not (torch.isfinite(f).all() and torch.isfinite(lp).all()):
             continue
-        spread = (f.float() - l.float()).abs().max()
-        nearest = min((b.float() - t.float()).abs().max() for t in (f, l))
+        spread = (f.float() - lp.float()).abs().max()
+        nearest = min((b.float() - t.float()).abs().max() for t in (f, lp))
         ulp = bk.formats.ulp(f.detach().abs().max()).float()
         assert nearest <= spread + 2 * ulp, (float(nearest), float(spread))
 

@@ -117,7 +117,9 @@ def round_nearest(v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.where(torch.isnan(out), nan, out)
 
 
-def round_stochastic(v: torch.Tensor, random_bits: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def round_stochastic(
+    v: torch.Tensor, random_bits: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
     if dtype == torch.float32:
         return round_nearest(v, dtype)
     b = _fp32_bits(v)

@@ -203,6 +203,19 @@ def _accumulate(nibble_0, nibble_1, nibble_2, nibble_3, changed, lost, zero, non
 
 
 @triton.jit
+def _zero_accumulators(BLOCK: tl.constexpr):
+    """The accumulators _accumulate() takes: nibble_j holds, in 4-bit field q, how many words
+    had bit 4q + j set (at most 15 tiles)."""
+    return (tl.zeros([BLOCK], dtype=tl.uint32), tl.zeros([BLOCK], dtype=tl.uint32),
+            tl.zeros([BLOCK], dtype=tl.uint32), tl.zeros([BLOCK], dtype=tl.uint32),
+            tl.zeros([BLOCK], dtype=tl.int32), tl.zeros([BLOCK], dtype=tl.int32),
+            tl.zeros([BLOCK], dtype=tl.int32), tl.zeros([BLOCK], dtype=tl.int32),
+            tl.zeros([DEPTH_BINS], dtype=tl.int32), tl.zeros([BLOCK], dtype=tl.float64),
+            tl.zeros([BLOCK], dtype=tl.float64), tl.zeros([BLOCK], dtype=tl.float64),
+            tl.zeros([BLOCK], dtype=tl.float64))
+
+
+@triton.jit
 def _nibble_field_sum(nibbles, q: tl.constexpr):
     return tl.sum((nibbles >> (4 * q)) & 0xF).to(tl.int64)
 
@@ -240,20 +253,8 @@ def bitflip_stats_kernel(old_ptr, new_ptr, update_ptr, counters_ptr, sums_ptr, n
     pid = tl.program_id(0).to(tl.int64)  # 64-bit offsets: tensors may exceed 2^31 elements
     start = pid * (TILES * BLOCK)
     lanes = tl.arange(0, BLOCK)
-    # nibble_j holds, in 4-bit field q, how many words had bit 4q + j set.
-    nibble_0 = tl.zeros([BLOCK], dtype=tl.uint32)
-    nibble_1 = tl.zeros([BLOCK], dtype=tl.uint32)
-    nibble_2 = tl.zeros([BLOCK], dtype=tl.uint32)
-    nibble_3 = tl.zeros([BLOCK], dtype=tl.uint32)
-    changed = tl.zeros([BLOCK], dtype=tl.int32)
-    lost = tl.zeros([BLOCK], dtype=tl.int32)
-    zero = tl.zeros([BLOCK], dtype=tl.int32)
-    nonfinite = tl.zeros([BLOCK], dtype=tl.int32)
-    hist = tl.zeros([DEPTH_BINS], dtype=tl.int32)
-    sum_d2 = tl.zeros([BLOCK], dtype=tl.float64)
-    sum_g2 = tl.zeros([BLOCK], dtype=tl.float64)
-    sum_p2 = tl.zeros([BLOCK], dtype=tl.float64)
-    sum_r2 = tl.zeros([BLOCK], dtype=tl.float64)
+    (nibble_0, nibble_1, nibble_2, nibble_3, changed, lost, zero, nonfinite, hist, sum_d2, sum_g2,
+     sum_p2, sum_r2) = _zero_accumulators(BLOCK)
     tiles = tl.minimum(tl.cdiv(tl.maximum(n - start, 0), BLOCK), TILES)
     for t in range(0, tiles):
         offs = start + t * BLOCK + lanes
@@ -358,19 +359,8 @@ def step_kernel(chunks, ptrs, meta, adam_scalars, hyper, counters, sums, grad_sc
     else:
         scale = 1.0
     lanes = tl.arange(0, BLOCK)
-    nibble_0 = tl.zeros([BLOCK], dtype=tl.uint32)
-    nibble_1 = tl.zeros([BLOCK], dtype=tl.uint32)
-    nibble_2 = tl.zeros([BLOCK], dtype=tl.uint32)
-    nibble_3 = tl.zeros([BLOCK], dtype=tl.uint32)
-    changed = tl.zeros([BLOCK], dtype=tl.int32)
-    lost = tl.zeros([BLOCK], dtype=tl.int32)
-    zero = tl.zeros([BLOCK], dtype=tl.int32)
-    nonfinite = tl.zeros([BLOCK], dtype=tl.int32)
-    hist = tl.zeros([DEPTH_BINS], dtype=tl.int32)
-    sum_d2 = tl.zeros([BLOCK], dtype=tl.float64)
-    sum_g2 = tl.zeros([BLOCK], dtype=tl.float64)
-    sum_p2 = tl.zeros([BLOCK], dtype=tl.float64)
-    sum_r2 = tl.zeros([BLOCK], dtype=tl.float64)
+    (nibble_0, nibble_1, nibble_2, nibble_3, changed, lost, zero, nonfinite, hist, sum_d2, sum_g2,
+     sum_p2, sum_r2) = _zero_accumulators(BLOCK)
     # only tiles that hold elements (at most TILES: the flip counters' capacity)
     tiles = tl.minimum(tl.cdiv(tl.maximum(n - start, 0), BLOCK), TILES)
     for tile in range(0, tiles):
@@ -483,14 +473,16 @@ def _launch_step(rule, params, grads, states, kahan_comps, counters, sums, stat_
     launch_options = {} if device.type == "cpu" else {"enable_fp_fusion": False}
     with _ieee(device):
         step_kernel[(len(chunks),)](
-            torch.tensor(chunks, **as_i64), torch.tensor(table, **as_i64), torch.tensor(meta, **as_i64),
+            torch.tensor(chunks, **as_i64), torch.tensor(table, **as_i64),
+            torch.tensor(meta, **as_i64),
             scalars, hyper_t, counters if counters is not None else dummy,
             sums if sums is not None else dummy,
             grad_scale if grad_scale is not None else dummy,
             found_inf if found_inf is not None else dummy,
             RULE=rule, FLAG_0=flags[0], FLAG_1=flags[1], FLAG_2=flags[2], FLAG_3=flags[3],
             MAXIMIZE=bool(maximize), STOCHASTIC=bool(stochastic) and fmt.width == 16,
-            KAHAN=bool(kahan_comps), TRACK=counters is not None, HAS_SCALE=grad_scale is not None,
+            KAHAN=bool(kahan_comps), TRACK=counters is not None,
+            HAS_SCALE=grad_scale is not None,
             HAS_FOUND_INF=found_inf is not None, WIDTH=fmt.width, MANTISSA=fmt.mantissa_bits,
             EXPONENT=fmt.exponent_bits, BIAS=fmt.bias, BLOCK=BLOCK, TILES=TILES, **launch_options)
 
