@@ -105,3 +105,27 @@ def test_many_tensors_in_one_call_equal_one_call_each(backend, device):
         single.run(impl, config, stochastic=True)
         assert torch.equal(bits(single.params[0]), bits(together.params[i])), f"tensor {i}"
         assert torch.equal(single.counters[1].cpu(), together.counters[i + 1].cpu()), f"tensor {i}"
+
+
+@pytest.mark.parametrize("backend,device", KERNEL_CASES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("special_at", [None, 2500, 5000], ids=lambda s: f"special{s}")
+def test_wide_depths_and_late_specials(backend, device, dtype, special_at):
+    """Parameters spread over 2^-30 .. 2^10 put update depths in most of the 64 bins (the CPU
+    counts a 32-bin window of them 8 lanes at a time and the rest one by one); a non-finite
+    or zero value in a later block sends just that block to the CPU's general path."""
+    config = CONFIGS[4]
+    sizes = [3 * 1920 + 13, 515]
+    problems = [Problem("adam", dtype, sizes=sizes, device=d) for d in (device, "cpu")]
+    g = torch.Generator().manual_seed(7)
+    for i, n in enumerate(sizes):
+        scale = 2.0 ** torch.randint(-30, 11, (n,), generator=g).float()
+        p = torch.randn(n, generator=g) * scale
+        if special_at is not None and i == 0:
+            p[special_at:special_at + 3] = torch.tensor([float("inf"), 0.0, 1e-40])
+        for problem in problems:
+            problem.params[i] = p.to(dtype).to(problem.params[i].device, copy=True)
+    ours = problems[0].run(implementation(backend), config)
+    ref = problems[1].run(REFERENCE, config)
+    assert_same(ours, ref)
+    assert int((ref.counters[1, Layout.DEPTH:] > 0).sum()) > 16

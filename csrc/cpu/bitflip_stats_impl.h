@@ -81,11 +81,12 @@ void count_with_update(const typename F::bits_t* a, const typename F::bits_t* b,
       block.code[j] = class_code(e);
       d2 += scaled_square(e.d), p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
     }
-    block.flush(n, out);
+    block.count_flips(n, out);
+    block.count_codes(0, n);
     if (finite_sums(d2, g2, p2, r2)) {
       add_sums(out, d2, g2, p2, r2);
     } else {
-      exact_sums(n, [&](int j) { return s::element_stats<F>(a[b0 + j], b[b0 + j], d[b0 + j], 0.0f); }, out);
+      exact_sums(0, n, [&](int j) { return s::element_stats<F>(a[b0 + j], b[b0 + j], d[b0 + j], 0.0f); }, out);
     }
   }
   block.finish(out);

@@ -1,8 +1,9 @@
-// Statistics inside a vectorized CPU loop. The loop (an `omp simd` loop over a block of at most
-// kBlock elements) reduces the four sums itself (add them with add_sums) and writes each
-// element's flip mask and class code into this block's buffers; flush() then counts the
-// buffers: bit positions with carry-save adders 8 lanes at a time, class codes (depth bin and
-// the flags) with interleaved histograms.
+// Statistics inside a vectorized CPU loop, block by block. The loop over a block of at most
+// kBlock elements leaves each element's flip mask (and in the steps its update and gradient) in
+// this block's buffers; count_flips() counts bit positions with carry-save adders 8 lanes at a
+// time. The other counters come from the AVX2 path for ordinary blocks (ordinary_block_avx2.h)
+// or from the general path: a vectorized loop writes class codes (depth bin and flags) and
+// reduces the four sums, and count_codes() counts the codes with interleaved histograms.
 #pragma once
 
 #include <cstdint>
@@ -45,14 +46,22 @@ struct StatsBlock {
   uint32_t hist[kHistograms][kClassCodes] = {};
   FlipBufferCounter flips;
 
-  // Counts the first n entries of the buffers.
-  BK_ALWAYS_INLINE void flush(int n, Partial& p) {
+  // Depth bin at the start of the window of the AVX2 path (ordinary_block_avx2.h); -1: not
+  // chosen yet. Each block moves it to where it would have covered most of the block before.
+  int depth_window = -1;
+
+  // Counts the bit positions of the first n flip masks.
+  BK_ALWAYS_INLINE void count_flips(int n, Partial& p) {
     const int padded =
         (n + FlipBufferCounter::kGroupWords - 1) / FlipBufferCounter::kGroupWords *
         FlipBufferCounter::kGroupWords;
     for (int j = n; j < padded; ++j) flip[j] = 0u;
     flips.add(flip, padded, p);
-    int j = 0;
+  }
+
+  // Counts class codes begin .. n-1 into the histograms.
+  BK_ALWAYS_INLINE void count_codes(int begin, int n) {
+    int j = begin;
     for (; j + kHistograms <= n; j += kHistograms)
       for (int h = 0; h < kHistograms; ++h) ++hist[h][code[j + h]];
     for (; j < n; ++j) ++hist[0][code[j]];
@@ -109,11 +118,11 @@ BK_ALWAYS_INLINE void add_sums(Partial& p, float d2, float g2, float p2, float r
   p.sums[stats::kSumR2] += double(r2) * kSquareUnscale;
 }
 
-// The sums of elements 0..n-1 of a block in float64, element(j) giving its ElementStats: the
+// The sums of elements begin..end-1 of a block in float64, element(j) giving its ElementStats: the
 // slow path for blocks whose fp32 sums overflowed.
 template <class ElementAt>
-void exact_sums(int n, ElementAt element, Partial& p) {
-  for (int j = 0; j < n; ++j) {
+void exact_sums(int begin, int end, ElementAt element, Partial& p) {
+  for (int j = begin; j < end; ++j) {
     const stats::ElementStats e = element(j);
     p.sums[stats::kSumD2] += double(e.d) * double(e.d);
     p.sums[stats::kSumG2] += double(e.g) * double(e.g);

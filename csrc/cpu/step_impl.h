@@ -4,14 +4,49 @@
 // step_range applies one update rule to elements [begin, end) of one tensor, block by block.
 // A vectorized (omp simd) pass reads param, grad and state once from memory and writes param and
 // state; with statistics it also leaves each element's flip mask, update and gradient in the
-// L1-resident StatsBlock, and a second vectorized pass over the block computes the class codes
-// and sums (in one loop with the update, the live values outgrow the 16 vector registers and GCC
-// spills or stops vectorizing). flush() then counts flips and codes. With kTrack false the
-// statistics are compiled out.
+// L1-resident StatsBlock, and block_statistics() counts them. With kTrack false the statistics
+// are compiled out.
 
 namespace bitkernels {
 namespace cpu {
 namespace BK_ISA_NS {
+
+// The statistics of a block whose update loop has filled block.flip, d_bits and g; param: the
+// new stored values of the block's element 0 onward. Ordinary elements go through the AVX2 path
+// where there is one; the rest (or a block with an element that is not ordinary) through the
+// general path: one vectorized loop over the L1-resident buffers writes class codes and reduces
+// the sums (in one loop with the update, the live values outgrow the 16 vector registers and
+// GCC spills or stops vectorizing).
+template <class F>
+BK_ALWAYS_INLINE void block_statistics(StatsBlock& block, const typename F::bits_t* param, int n,
+                                       Partial& out) {
+  block.count_flips(n, out);
+#if BK_ISA_AVX2
+  const int begin = count_ordinary_block<F>(block, param, n, out, block.g);
+#else
+  const int begin = 0;
+#endif
+  if (begin == n) return;
+  float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
+  auto element_at = [&](int j) {
+    const uint32_t new_bits = param[j];
+    return stats::element_stats<F>(new_bits ^ block.flip[j], new_bits, block.d_bits[j],
+                                   block.g[j]);
+  };
+#pragma omp simd reduction(+ : d2, g2, p2, r2)
+  for (int j = begin; j < n; ++j) {
+    const stats::ElementStats e = element_at(j);
+    block.code[j] = class_code(e);
+    d2 += scaled_square(e.d), g2 += scaled_square(e.g);
+    p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
+  }
+  block.count_codes(begin, n);
+  if (finite_sums(d2, g2, p2, r2)) {
+    add_sums(out, d2, g2, p2, r2);
+  } else {
+    exact_sums(begin, n, element_at, out);
+  }
+}
 
 template <class F, Rounding kMode, bool kKahan, bool kTrack, class Element>
 void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t end,
@@ -48,29 +83,7 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
         block.g[j] = g;
       }
     }
-    if constexpr (kTrack) {
-      // The statistics in a loop of their own over the L1-resident block: one loop with both
-      // holds too many live values for 16 vector registers (GCC then spills or gives up).
-      float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
-      auto element_at = [&](int j) {
-        const uint32_t new_bits = param[b0 + j];
-        return stats::element_stats<F>(new_bits ^ block.flip[j], new_bits, block.d_bits[j],
-                                       block.g[j]);
-      };
-#pragma omp simd reduction(+ : d2, g2, p2, r2)
-      for (int j = 0; j < n; ++j) {
-        const stats::ElementStats e = element_at(j);
-        block.code[j] = class_code(e);
-        d2 += scaled_square(e.d), g2 += scaled_square(e.g);
-        p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
-      }
-      block.flush(n, out);
-      if (finite_sums(d2, g2, p2, r2)) {
-        add_sums(out, d2, g2, p2, r2);
-      } else {
-        exact_sums(n, element_at, out);
-      }
-    }
+    if constexpr (kTrack) block_statistics<F>(block, param + b0, n, out);
   }
   if constexpr (kTrack) block.finish(out);
 }

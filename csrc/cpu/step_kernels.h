@@ -11,6 +11,10 @@
 
 #include <omp.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 
@@ -34,12 +38,17 @@ using ::bitkernels::StepTensor;
 #if BK_HAVE_X86_64_V3
 BK_BEGIN_X86_64_V3
 #define BK_ISA_NS v3
+#define BK_ISA_AVX2 1
+#include "ordinary_block_avx2.h"
 #include "step_impl.h"
+#undef BK_ISA_AVX2
 #undef BK_ISA_NS
 BK_END_X86_64_V3
 #endif
 #define BK_ISA_NS base
+#define BK_ISA_AVX2 0
 #include "step_impl.h"
+#undef BK_ISA_AVX2
 #undef BK_ISA_NS
 
 namespace bitkernels {

@@ -1,0 +1,73 @@
+"""The issue 3 figure: our fused step with statistics against torch.optim's fused step without,
+on one parameter, timed alternately (ours with stats, ours without, torch fused, round after
+round) so that the noise of a shared machine hits every case alike. Prints medians and ratios.
+
+    python bench/step_ratio.py [--size 16M] [--dtype float32] [--optimizer adamw] [--rounds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import bitkernels as bk
+
+OPTIMIZERS = {
+    "adamw": (bk.optim.AdamW, torch.optim.AdamW, dict(lr=1e-3)),
+    "adam": (bk.optim.Adam, torch.optim.Adam, dict(lr=1e-3)),
+    "sgd_momentum": (bk.optim.SGD, torch.optim.SGD, dict(lr=1e-3, momentum=0.9)),
+}
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def parameter(size: int, dtype: torch.dtype, seed: int = 0) -> torch.nn.Parameter:
+    g = torch.Generator().manual_seed(seed)
+    p = torch.nn.Parameter((torch.randn(size, generator=g) * 0.02).to(dtype))
+    p.grad = (torch.randn(size, generator=g) * 1e-3).to(dtype)
+    return p
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="16M")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--optimizer", default="adamw", choices=list(OPTIMIZERS))
+    parser.add_argument("--rounds", type=int, default=30)
+    args = parser.parse_args()
+    size, dtype = parse_size(args.size), getattr(torch, args.dtype)
+    ours, theirs, kwargs = OPTIMIZERS[args.optimizer]
+    cases = {
+        "ours, statistics": ours([parameter(size, dtype)], backend="cpu", **kwargs),
+        "ours, no statistics": ours([parameter(size, dtype)], backend="cpu", track_bits=False,
+                                    **kwargs),
+        "torch fused": theirs([parameter(size, dtype)], fused=True, **kwargs),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for opt in cases.values():
+        opt.step()  # states exist: time steady-state steps
+    for _ in range(args.rounds):
+        for name, opt in cases.items():
+            start = time.perf_counter()
+            opt.step()
+            times[name].append(time.perf_counter() - start)
+    median = {name: statistics.median(ts) for name, ts in times.items()}
+    print(f"{args.optimizer} {args.dtype} {args.size}, {torch.get_num_threads()} threads, "
+          f"{args.rounds} alternating rounds (median ms):")
+    for name, m in median.items():
+        print(f"  {name:20s} {m * 1e3:8.2f}")
+    fused = median["torch fused"]
+    print(f"  statistics / torch fused   {median['ours, statistics'] / fused:5.2f}")
+    print(f"  no statistics / torch fused {median['ours, no statistics'] / fused:5.2f}")
+    print(f"  statistics on / off         "
+          f"{median['ours, statistics'] / median['ours, no statistics']:5.2f}")
+
+
+if __name__ == "__main__":
+    main()
