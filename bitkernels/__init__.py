@@ -1,11 +1,12 @@
 """bitkernels: fused optimizer kernels that measure what each step does to the stored bits.
 
-Public names: bitflip_stats, BitStats, optim (SGD, Adam, AdamW, Lion), formats, backends.
+Public names: bitflip_stats, BitStats, optim (SGD, Adam, AdamW, Lion), formats, theory,
+backends.
 """
 
-from . import backends, formats, optim
+from . import backends, formats, optim, theory
 from .ops import bitflip_stats
 from .stats import BitStats
 
-__all__ = ["bitflip_stats", "BitStats", "formats", "backends", "optim"]
+__all__ = ["bitflip_stats", "BitStats", "formats", "theory", "backends", "optim"]
 __version__ = "0.1.0"
