@@ -13,7 +13,7 @@ import torch
 
 from .formats import FloatFormat, format_of
 
-__all__ = ["BitStats", "Layout"]
+__all__ = ["BitStats", "Layout", "summary"]
 
 
 class Layout:
@@ -134,6 +134,62 @@ class BitStats:
         """The update depth n of each ``depth`` bin (-40 .. 23)."""
         return torch.arange(Layout.DEPTH_MIN, Layout.DEPTH_MAX + 1)
 
+    def flips_per_element(self) -> torch.Tensor:
+        """Bits flipped per parameter per step: popcount / numel (numel counts every step)."""
+        return self.popcount().double() / self.counters[Layout.NUMEL].clamp_min(1)
+
+    def moving(self) -> torch.Tensor:
+        """Element-steps with a finite nonzero intended update (the depth histogram's total)."""
+        return self.depth.sum()
+
+    def lost_frac(self) -> torch.Tensor:
+        """Fraction of intended updates (finite, nonzero) that changed no stored bit."""
+        return self.counters[Layout.LOST].double() / self.moving().clamp_min(1)
+
+    def zero_frac(self) -> torch.Tensor:
+        """Fraction of element-steps whose intended update was exactly zero."""
+        return self.counters[Layout.ZERO].double() / self.counters[Layout.NUMEL].clamp_min(1)
+
+    def nonfinite_frac(self) -> torch.Tensor:
+        """Fraction of element-steps with an inf/NaN update or new value."""
+        return (self.counters[Layout.NONFINITE].double()
+                / self.counters[Layout.NUMEL].clamp_min(1))
+
+    def regime_fractions(self) -> dict[str, float]:
+        """Fractions of the intended updates in each regime of the depth n =
+        floor(log2(|d| / ulp(old))), measured per element: underflow n <= -1 (the update is
+        below half an ulp's reach: rounded away unless it ties up), effective 0 <= n < p
+        (reaches some mantissa bits), saturation n >= p (reaches past the mantissa)."""
+        depth = self.depth.double().cpu()
+        n = self.depth_values()
+        total = max(float(depth.sum()), 1.0)
+        p = self.format.mantissa_bits
+        return {"underflow": float(depth[n <= -1].sum()) / total,
+                "effective": float(depth[(n >= 0) & (n < p)].sum()) / total,
+                "saturation": float(depth[n >= p].sum()) / total}
+
+    def activation_energy(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The empirical distribution of the activation energy E = -n in bits (the theory
+        note's quantity, measured per element): (energies, probabilities), energies from 40
+        down to -23; the end bins hold everything beyond them."""
+        depth = self.depth.double().cpu()
+        return -self.depth_values(), depth / max(float(depth.sum()), 1.0)
+
+    def rms_ratios(self) -> dict[str, float]:
+        """Update-to-weight RMS ratios from the float64 sums: intended sqrt(sum d^2 / sum p^2),
+        realized sqrt(sum (new-old)^2 / sum p^2), and realized / intended (1 when every update
+        lands exactly; below 1 when rounding eats them)."""
+        d2, r2, p2 = (float(self.sums[k]) for k in (Layout.SUM_D2, Layout.SUM_R2,
+                                                    Layout.SUM_P2))
+        nan = float("nan")
+        return {"intended": (d2 / p2) ** 0.5 if p2 > 0 else nan,
+                "realized": (r2 / p2) ** 0.5 if p2 > 0 else nan,
+                "realized/intended": (r2 / d2) ** 0.5 if d2 > 0 else nan}
+
+    def summary(self, name: str = "tensor"):
+        """A rich Table with this tensor's headline figures (see ``bitkernels.stats.summary``)."""
+        return summary({name: self})
+
     # ---- housekeeping --------------------------------------------------------------------
     def to(self, device: torch.device | str) -> BitStats:
         """A copy on ``device``: always a copy, so a snapshot survives a later reset_()."""
@@ -215,3 +271,30 @@ for _name, _slot in _SCALAR_COUNTERS.items():
     setattr(BitStats, _name, _view_property("counters", _slot, f"0-d int64 view: {_name}"))
 for _name, _slot in _SUMS.items():
     setattr(BitStats, _name, _view_property("sums", _slot, f"0-d float64 view: {_name}"))
+
+
+def summary(stats: dict[str, BitStats], title: str = "bit statistics"):
+    """A compact rich Table: one row per tensor and one "all <dtype>" row merging the tensors of
+    each dtype that has several. Columns: dtype, elements per step, steps, changed, lost (of intended
+    updates), flips per element per step, the regime fractions, realized / intended RMS."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("tensor", "dtype", "numel/step", "steps", "changed", "lost", "flips/elem",
+                   "underflow", "effective", "saturation", "realized/intended"):
+        table.add_column(column, justify="left" if column == "tensor" else "right")
+    rows = dict(stats)
+    for fmt in dict.fromkeys(s.format for s in stats.values()):
+        same = [s for s in stats.values() if s.format == fmt]
+        if len(same) > 1:  # bit positions differ between formats: one merged row per format
+            rows[f"all {fmt.name}"] = sum((s.cpu() for s in same), BitStats(fmt))
+    for name, s in rows.items():
+        s = s.cpu()
+        steps = int(s.steps)
+        regimes = s.regime_fractions()
+        table.add_row(name, s.format.name, f"{int(s.numel) // max(steps, 1):,}", str(steps),
+                      f"{float(s.changed_frac()):.2%}", f"{float(s.lost_frac()):.2%}",
+                      f"{float(s.flips_per_element()):.3f}",
+                      *(f"{regimes[k]:.1%}" for k in ("underflow", "effective", "saturation")),
+                      f"{s.rms_ratios()['realized/intended']:.3f}")
+    return table

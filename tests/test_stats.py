@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import bitkernels as bk
-from bitkernels.stats import Layout
+from bitkernels.stats import BitStats, Layout
 
 
 def filled(dtype=torch.bfloat16, seed=0):
@@ -84,3 +84,54 @@ def test_constructor_validates_buffers():
         bk.BitStats(sums=torch.zeros(4))
     with pytest.raises(TypeError, match="dtype must be one of"):
         bk.BitStats(torch.int32)
+
+
+def known_stats() -> BitStats:
+    """bf16 statistics with hand-set counters: 10 element-steps over 2 steps."""
+    depth = [0] * Layout.DEPTH_BINS
+    depth[-2 - Layout.DEPTH_MIN] = 2  # n = -2: underflow
+    depth[0 - Layout.DEPTH_MIN] = 3   # n = 0: effective
+    depth[6 - Layout.DEPTH_MIN] = 1   # n = 6: effective (p = 7)
+    depth[7 - Layout.DEPTH_MIN] = 2   # n = 7: saturation
+    flips = [0] * 16
+    flips[0], flips[3], flips[15] = 4, 2, 1
+    return BitStats.from_dict({
+        "dtype": "bfloat16", "flips": flips, "changed": 5, "lost": 2, "zero": 1,
+        "nonfinite": 1, "numel": 10, "steps": 2, "depth": depth,
+        "sum_d2": 4.0, "sum_g2": 1.0, "sum_p2": 100.0, "sum_r2": 1.0})
+
+
+def test_derived_views_by_hand():
+    s = known_stats()
+    assert int(s.moving()) == 8
+    assert float(s.lost_frac()) == 2 / 8
+    assert float(s.zero_frac()) == 0.1 and float(s.nonfinite_frac()) == 0.1
+    assert float(s.flips_per_element()) == 7 / 10
+    assert s.regime_fractions() == {"underflow": 2 / 8, "effective": 4 / 8, "saturation": 2 / 8}
+    energies, probs = s.activation_energy()
+    assert energies[0] == 40 and energies[-1] == -23
+    assert float(probs[energies == 2]) == 2 / 8 and float(probs.sum()) == 1.0
+    assert s.rms_ratios() == {"intended": 0.2, "realized": 0.1, "realized/intended": 0.5}
+
+
+def test_derived_views_of_empty_stats_do_not_divide_by_zero():
+    s = BitStats(torch.float32)
+    assert float(s.lost_frac()) == 0.0 and float(s.flips_per_element()) == 0.0
+    assert s.regime_fractions() == {"underflow": 0.0, "effective": 0.0, "saturation": 0.0}
+    assert all(v != v for v in s.rms_ratios().values())  # NaN: nothing to compare
+
+
+def test_summary_table_rows():
+    from rich.console import Console
+
+    a, b = known_stats(), known_stats()
+    fp32 = BitStats(torch.float32)
+    table = bk.stats.summary({"w": a, "b": b, "head": fp32})
+    console = Console(width=200, record=True)
+    console.print(table)
+    text = console.export_text()
+    for name in ("w", "b", "head", "all bf16"):
+        assert name in text
+    assert "all fp32" not in text  # a single fp32 tensor is its own total
+    assert "25.00%" in text  # lost fraction 2 / 8
+    assert a.summary("w").row_count == 1
