@@ -1,6 +1,6 @@
 """The issue 3 figure: our fused step with statistics against torch.optim's fused step without,
-on one parameter, timed alternately (ours with stats, ours without, torch fused, round after
-round) so that the noise of a shared machine hits every case alike. Prints medians and ratios.
+on one parameter, timed alternately (ours with stats, ours without, torch fused, torch fused
+wrapped in bk.track, round after round) so that the noise of a shared machine hits every case alike. Prints medians and ratios.
 
     python bench/step_ratio.py [--size 16M] [--dtype float32] [--optimizer adamw] [--rounds 30]
 """
@@ -48,6 +48,9 @@ def main() -> None:
         "ours, no statistics": ours([parameter(size, dtype)], backend="cpu", track_bits=False,
                                     **kwargs),
         "torch fused": theirs([parameter(size, dtype)], fused=True, **kwargs),
+        # The slower path for optimizers we do not replace: snapshot + bitflip_stats.
+        "torch fused, tracked": bk.track(theirs([parameter(size, dtype)], fused=True, **kwargs),
+                                         backend="cpu"),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     for opt in cases.values():
@@ -67,6 +70,8 @@ def main() -> None:
     print(f"  no statistics / torch fused {median['ours, no statistics'] / fused:5.2f}")
     print(f"  statistics on / off         "
           f"{median['ours, statistics'] / median['ours, no statistics']:5.2f}")
+    print(f"  bk.track(torch fused) / torch fused "
+          f"{median['torch fused, tracked'] / fused:5.2f}")
 
 
 if __name__ == "__main__":
