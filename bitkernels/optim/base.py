@@ -178,6 +178,47 @@ class BitOptimizer(torch.optim.Optimizer):
         if self.kahan and FORMATS[p.dtype].width == 16 and "kahan_comp" not in state:
             state["kahan_comp"] = torch.zeros(p.shape, dtype=p.dtype, device=p.device)
 
+    # ---- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """torch.optim's state_dict, keys and shapes as the matching torch.optim optimizer's (so
+        torch loads it), plus a "bitkernels" entry torch ignores: the statistics tables and the
+        seed. Stochastic-rounding streams need nothing else: they are keyed by (seed, tensor,
+        step), and each parameter's ``step`` is in its state."""
+        state_dict = super().state_dict()
+        state_dict["bitkernels"] = {
+            "seed": self.seed,
+            "bit_stats": [(index, str(device), counters.cpu().clone(), sums.cpu().clone())
+                          for (index, device), (counters, sums) in self._stat_tables.items()],
+        }
+        return state_dict
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch.optim's load_state_dict (a torch.optim checkpoint loads too), except that the
+        optimizer states stay fp32: torch casts floating state to the parameter's dtype, which
+        would round bf16/fp16 parameters' fp32 moments to 8 or 11 bits. They are taken from the
+        checkpoint before that cast (a torch checkpoint's bf16 states are widened exactly)."""
+        exact = {pid: {key: value for key, value in state.items()
+                       if key not in ("step", "kahan_comp") and isinstance(value, torch.Tensor)
+                       and value.is_floating_point()}
+                 for pid, state in state_dict["state"].items()}
+        super().load_state_dict(state_dict)
+        for saved, group in zip(state_dict["param_groups"], self.param_groups):
+            for pid, p in zip(saved["params"], group["params"]):
+                for key, value in exact.get(pid, {}).items():
+                    self.state[p][key] = value.to(device=p.device, dtype=torch.float32,
+                                                  copy=True)
+        extra = state_dict.get("bitkernels")
+        if extra is not None:
+            self.seed = int(extra["seed"])
+            self._stat_tables = {}
+            for index, device, counters, sums in extra["bit_stats"]:
+                devices = [p.device for p in self.param_groups[index]["params"]]
+                device = torch.device(device)
+                if devices and device not in devices:  # e.g. a GPU checkpoint on a CPU
+                    device = devices[0]
+                self._stat_tables[(index, device)] = (counters.to(device, copy=True),
+                                                      sums.to(device, copy=True))
+
     # ---- statistics ------------------------------------------------------------------------------
     def _table(self, index: int, device: torch.device, rows: int):
         key = (index, device)
