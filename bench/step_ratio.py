@@ -1,6 +1,7 @@
 """The issue 3 figure: our fused step with statistics against torch.optim's fused step without,
 on one parameter, timed alternately (ours with stats, ours without, torch fused, torch fused
-wrapped in bk.track, round after round) so that the noise of a shared machine hits every case alike. Prints medians and ratios.
+wrapped in bk.track, round after round) so that the noise of a shared machine hits every case
+alike. Prints medians and ratios.
 
     python bench/step_ratio.py [--size 16M] [--dtype float32] [--optimizer adamw] [--rounds 30]
 """

@@ -275,8 +275,9 @@ for _name, _slot in _SUMS.items():
 
 def summary(stats: dict[str, BitStats], title: str = "bit statistics"):
     """A compact rich Table: one row per tensor and one "all <dtype>" row merging the tensors of
-    each dtype that has several. Columns: dtype, elements per step, steps, changed, lost (of intended
-    updates), flips per element per step, the regime fractions, realized / intended RMS."""
+    each dtype that has several. Columns: dtype, elements per step, steps, changed, lost (of
+    intended updates), flips per element per step, the regime fractions, realized / intended
+    update RMS."""
     from rich.table import Table
 
     table = Table(title=title)
