@@ -16,6 +16,19 @@ def load_cpu() -> str | None:
     except ImportError as e:
         return (f"bitkernels._C is not built ({e}); build it with "
                 "`pip install --no-build-isolation -e .`")
+    _register_fakes()
+    return None
+
+
+def _register_fakes() -> None:
+    """Fake (meta) implementations, so that torch.compile and FakeTensor tracing can run the
+    ops: every op only mutates its arguments in place and returns nothing, so tracing needs no
+    output shapes."""
+    for name in ("bitflip_stats", "sgd_step", "adam_step", "lion_step"):
+        torch.library.register_fake(f"bitkernels::{name}")(_mutates_only)
+
+
+def _mutates_only(*args, **kwargs) -> None:
     return None
 
 
