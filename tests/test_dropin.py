@@ -64,3 +64,26 @@ def test_same_losses_as_torch(name, defaults, second, set_to_none, named):
     if named:
         assert "4.weight" in stats and "0.bias" in stats
     assert int(stats["2.bias" if named else "g0.3"].steps) == 0  # frozen: not counted
+
+
+def test_grad_scaler_skip_leaves_parameters_states_and_counters():
+    model = build()
+    opt = bk.optim.AdamW(model.parameters(), lr=1e-2, backend="cpu")
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
+    x, y = torch.randn(16, 10), torch.randn(16, 1)
+    for poison in (False, True):
+        opt.zero_grad()
+        scaler.scale(torch.nn.functional.mse_loss(model(x), y)).backward()
+        if poison:
+            model[0].weight.grad[0, 0] = float("nan")
+            params = [p.detach().clone() for p in model.parameters()]
+            states = {id(p): {k: v.clone() for k, v in opt.state[p].items()}
+                      for p in model.parameters()}
+            counters = [s.counters.clone() for s in opt.bit_stats().values()]
+        scaler.step(opt)
+        scaler.update()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), params))
+    for p in model.parameters():
+        assert all(torch.equal(v, states[id(p)][k]) for k, v in opt.state[p].items())
+    assert all(torch.equal(s.counters, c) for s, c in zip(opt.bit_stats().values(), counters))
+    assert scaler.get_scale() == 2.0 ** 9
