@@ -33,12 +33,15 @@ class TrackedOptimizer:
                             f"got {type(optimizer).__name__}")
         self.optimizer = optimizer
         self.backend = backend
-        names = {id(p): name for name, p in named_parameters} if named_parameters else {}
-        self._names: dict[int, str] = {}
-        for g, group in enumerate(optimizer.param_groups):
-            for i, p in enumerate(group["params"]):
-                self._names[id(p)] = names.get(id(p), f"g{g}.{i}")
+        self._given_names = ({id(p): name for name, p in named_parameters}
+                             if named_parameters else {})
         self._stats: dict[int, BitStats] = {}
+
+    def _names(self) -> dict[int, str]:
+        """Parameter id -> name, from the current param groups (add_param_group included)."""
+        return {id(p): self._given_names.get(id(p), f"g{g}.{i}")
+                for g, group in enumerate(self.optimizer.param_groups)
+                for i, p in enumerate(group["params"])}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.optimizer, name)
@@ -57,13 +60,12 @@ class TrackedOptimizer:
 
     def bit_stats(self, p: torch.Tensor | None = None):
         """BitStats of parameter p, or a dict of every tracked parameter's keyed by name."""
+        names = self._names()
         if p is not None:
-            if id(p) not in self._names:
+            if id(p) not in names:
                 raise ValueError("p is not a parameter of the tracked optimizer")
             return self._stats.get(id(p)) or BitStats(p.dtype, p.device)
-        params = {id(p): p for group in self.optimizer.param_groups for p in group["params"]}
-        return {self._names.get(key, f"p{key}"): self._stats[key] for key in params
-                if key in self._stats}
+        return {name: self._stats[key] for key, name in names.items() if key in self._stats}
 
     def reset_bit_stats(self) -> None:
         for stats in self._stats.values():
