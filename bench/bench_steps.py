@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import bitkernels as bk
+from _problems import parameter
 from _sizes import sizes
 
 DTYPES = [torch.float32, torch.bfloat16]
@@ -16,13 +17,6 @@ OPTIMIZERS = {
     "sgd_momentum": (bk.optim.SGD, torch.optim.SGD, dict(lr=1e-3, momentum=0.9)),
     "lion": (bk.optim.Lion, None, dict(lr=1e-4)),
 }
-
-
-def parameter(size, dtype):
-    g = torch.Generator().manual_seed(0)
-    p = torch.nn.Parameter((torch.randn(size, generator=g) * 0.02).to(dtype))
-    p.grad = (torch.randn(size, generator=g) * 1e-3).to(dtype)
-    return p
 
 
 @sizes(1 << 16, 1 << 20, 1 << 24)

@@ -15,6 +15,7 @@ import time
 import torch
 
 import bitkernels as bk
+from _problems import parameter
 
 OPTIMIZERS = {
     "adamw": (bk.optim.AdamW, torch.optim.AdamW, dict(lr=1e-3)),
@@ -26,13 +27,6 @@ OPTIMIZERS = {
 def parse_size(text: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20}
     return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
-
-
-def parameter(size: int, dtype: torch.dtype, seed: int = 0) -> torch.nn.Parameter:
-    g = torch.Generator().manual_seed(seed)
-    p = torch.nn.Parameter((torch.randn(size, generator=g) * 0.02).to(dtype))
-    p.grad = (torch.randn(size, generator=g) * 1e-3).to(dtype)
-    return p
 
 
 def main() -> None:
