@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
+#include "bitkernels/lanes.h"
 #include "bitkernels/macros.h"
 
 namespace bitkernels {
@@ -61,13 +63,14 @@ BK_INLINE float bits_float(uint32_t b) {
 #endif
 }
 
-template <class F>
-BK_INLINE uint32_t exponent_field(uint32_t bits) {
+// Lane code (see lanes.h): U is uint32_t or a vector of uint32 lanes.
+template <class F, class U>
+BK_INLINE U exponent_field(U bits) {
   return (bits >> F::kMantissa) & ((1u << F::kExponent) - 1u);
 }
 
-template <class F>
-BK_INLINE bool is_finite_bits(uint32_t bits) {
+template <class F, class U>
+BK_INLINE auto is_finite_bits(U bits) {
   return exponent_field<F>(bits) != (1u << F::kExponent) - 1u;
 }
 
@@ -93,30 +96,33 @@ BK_INLINE int floor_log2_fp32(uint32_t bits) {
   return e != 0u ? int(e) - Fp32::kBias : subnormal;
 }
 
-// Exact widening of stored bits to fp32.
-template <class F>
-BK_INLINE float to_float(uint32_t bits);
-
-template <>
-BK_INLINE float to_float<Fp32>(uint32_t bits) {
-  return bits_float(bits);
+// Exact widening of stored bits (zero-extended to 32-bit lanes) to fp32. Lane code.
+template <class F, class U>
+BK_INLINE auto widen_lanes(U bits) {
+  if constexpr (F::kWidth == 32) {
+    return bits_float(bits);
+  } else if constexpr (F::kExponent == 8) {  // bf16: the top half of an fp32
+    return bits_float(bits << 16);
+  } else {  // fp16
+    const U sign = (bits & 0x8000u) << 16;
+    const U e = (bits >> 10) & 0x1Fu;
+    const U m = bits & 0x3FFu;
+    // zero and subnormals: m * 2^-24, exact in fp32 and computed without fp32 subnormals
+    const U subnormal = float_bits(to_f32(m) * 5.9604644775390625e-08f) | sign;
+    const U inf_nan = sign | 0x7F800000u | (m << 13);
+    const U normal = sign | ((e + 112u) << 23) | (m << 13);
+    return bits_float(select(e == 0u, subnormal, select(e == 0x1Fu, inf_nan, normal)));
+  }
 }
 
-template <>
-BK_INLINE float to_float<Bf16>(uint32_t bits) {
-  return bits_float(bits << 16);
-}
-
-template <>
-BK_INLINE float to_float<Fp16>(uint32_t bits) {
-  const uint32_t sign = (bits & 0x8000u) << 16;
-  const uint32_t e = (bits >> 10) & 0x1Fu;
-  const uint32_t m = bits & 0x3FFu;
-  // zero and subnormals: m * 2^-24, exact in fp32 and computed without fp32 subnormals
-  const uint32_t subnormal = float_bits(float(m) * 5.9604644775390625e-08f) | sign;
-  const uint32_t inf_nan = sign | 0x7F800000u | (m << 13);
-  const uint32_t normal = sign | ((e + 112u) << 23) | (m << 13);
-  return bits_float(e == 0u ? subnormal : (e == 0x1Fu ? inf_nan : normal));
+// to_float<F>(bits): stored bits of any unsigned integer type, or lanes.
+template <class F, class U>
+BK_INLINE auto to_float(U bits) {
+  if constexpr (std::is_integral<U>::value) {
+    return widen_lanes<F>(uint32_t(bits));
+  } else {
+    return widen_lanes<F>(bits);
+  }
 }
 
 }  // namespace bitkernels

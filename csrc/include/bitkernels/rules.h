@@ -19,6 +19,9 @@
 
 namespace bitkernels {
 
+// The update rules are lane code (see lanes.h): V is float, or a vector of fp32 lanes in the
+// AVX-512 CPU kernel, so that every backend in C++ runs this one definition.
+
 // A condition that is the same for every element (a hyper-parameter). pick() is a bitwise blend:
 // compilers vectorize it as is, while a ?: on a loop-invariant bool makes GCC version the loop
 // (and give up on loops this size). Both sides are always computed.
@@ -28,12 +31,16 @@ struct Flag {
 
 inline Flag flag(bool set) { return {set ? 0xFFFFFFFFu : 0u}; }
 
-BK_INLINE float pick(Flag f, float if_set, float if_clear) {
+template <class V>
+BK_INLINE V pick(Flag f, V if_set, V if_clear) {
   return bits_float((float_bits(if_set) & f.mask) | (float_bits(if_clear) & ~f.mask));
 }
 
 // torch.maximum: NaN in either argument gives NaN.
-BK_INLINE float nan_max(float a, float b) { return (a != a || a > b) ? a : b; }
+template <class V>
+BK_INLINE V nan_max(V a, V b) {
+  return select((a != a) | (a > b), a, b);
+}
 
 // torch.lerp(a, b, w) as ATen computes it, without FMA: a + w * (b - a) for w < 0.5, else
 // b - (b - a) * (1 - w). Both are written base + (b - a) * coef (negation is exact), with the
@@ -45,12 +52,14 @@ struct LerpWeight {
 
 inline LerpWeight lerp_weight(float w) { return {flag(w < 0.5f), w < 0.5f ? w : -(1.0f - w)}; }
 
-BK_INLINE float lerp(float a, float b, LerpWeight w) {
+template <class V>
+BK_INLINE V lerp(V a, V b, LerpWeight w) {
   return pick(w.from_a, a, b) + (b - a) * w.coef;
 }
 
-BK_INLINE float sign_of(float c) {  // torch.sign: -1, 0 (for +-0), 1, NaN for NaN
-  return c > 0.0f ? 1.0f : (c < 0.0f ? -1.0f : c * 0.0f);
+template <class V>
+BK_INLINE V sign_of(V c) {  // torch.sign: -1, 0 (for +-0), 1, NaN for NaN
+  return select(c > 0.0f, V(1.0f), select(c < 0.0f, V(-1.0f), c * 0.0f));
 }
 
 // ---- SGD (torch.optim.SGD) -------------------------------------------------------------------
@@ -67,12 +76,13 @@ struct SgdHyper {
 
 // d for one element; updates the momentum buffer. first: the buffer did not exist yet (torch
 // then starts it at the gradient, without dampening).
-BK_INLINE float sgd_update(const SgdHyper& h, float p, float g, float& buf, Flag first) {
+template <class V>
+BK_INLINE V sgd_update(const SgdHyper& h, V p, V g, V& buf, Flag first) {
   g = pick(h.maximize, -g, g);
   g = pick(h.decay, g + h.weight_decay * p, g);
-  const float next_buf = pick(first, g, buf * h.momentum + h.one_minus_dampening * g);
+  const V next_buf = pick(first, g, buf * h.momentum + h.one_minus_dampening * g);
   buf = pick(h.has_momentum, next_buf, buf);
-  const float direction = pick(h.nesterov, g + h.momentum * next_buf, next_buf);
+  const V direction = pick(h.nesterov, g + h.momentum * next_buf, next_buf);
   return h.neg_lr * pick(h.has_momentum, direction, g);
 }
 
@@ -95,15 +105,21 @@ struct AdamStep {  // per tensor, from its step count t
   float bias_correction2_sqrt;  // sqrt(1 - beta2^t)
 };
 
-BK_INLINE float adam_update(const AdamHyper& h, const AdamStep& s, float p, float g, float& m,
-                            float& v, float& v_max) {
+// kAmsgrad false: the caller guarantees h.amsgrad is clear, so v_max is neither read nor written
+// (the picks would select v and keep v_max: the same bits, without their work).
+template <bool kAmsgrad, class V>
+BK_INLINE V adam_update(const AdamHyper& h, const AdamStep& s, V p, V g, V& m, V& v, V& v_max) {
   g = pick(h.maximize, -g, g);
   g = pick(h.coupled_decay, g + h.weight_decay * p, g);
   m = lerp(m, g, h.beta1_weight);
   v = v * h.beta2 + h.one_minus_beta2 * g * g;
-  v_max = pick(h.amsgrad, nan_max(v_max, v), v_max);
-  const float denom = std::sqrt(pick(h.amsgrad, v_max, v)) / s.bias_correction2_sqrt + h.eps;
-  const float step = s.neg_step_size * m / denom;
+  V second_moment = v;
+  if constexpr (kAmsgrad) {
+    v_max = pick(h.amsgrad, nan_max(v_max, v), v_max);
+    second_moment = pick(h.amsgrad, v_max, v);
+  }
+  const V denom = sqrt_of(second_moment) / s.bias_correction2_sqrt + h.eps;
+  const V step = s.neg_step_size * m / denom;
   return pick(h.decoupled_decay, h.neg_lr_weight_decay * p + step, step);
 }
 
@@ -119,11 +135,12 @@ struct LionHyper {
   Flag maximize;
 };
 
-BK_INLINE float lion_update(const LionHyper& h, float p, float g, float& m) {
+template <class V>
+BK_INLINE V lion_update(const LionHyper& h, V p, V g, V& m) {
   g = pick(h.maximize, -g, g);
-  const float c = h.beta1 * m + h.one_minus_beta1 * g;
+  const V c = h.beta1 * m + h.one_minus_beta1 * g;
   m = h.beta2 * m + h.one_minus_beta2 * g;
-  const float step = h.neg_lr * sign_of(c);
+  const V step = h.neg_lr * sign_of(c);
   return pick(h.decay, h.neg_lr_weight_decay * p + step, step);
 }
 
@@ -164,22 +181,25 @@ inline LionHyper lion_hyper(double lr, double beta1, double beta2, double weight
 }
 
 // ---- landing the update in the stored format -------------------------------------------------
-struct Landed {
-  uint32_t new_bits;   // stored bits written to the parameter
-  float d;             // the update that was rounded in (with Kahan: update + compensation)
-  uint32_t comp_bits;  // new Kahan compensation (stored format), when used
+template <class V, class U>
+struct LandedLanes {
+  U new_bits;   // stored bits written to the parameter
+  V d;          // the update that was rounded in (with Kahan: update + compensation)
+  U comp_bits;  // new Kahan compensation (stored format), when used
 };
+using Landed = LandedLanes<float, uint32_t>;
 
 // new = round(p + d) in F. With Kahan summation the compensation c (stored in F) carries what
 // rounding dropped: y = d + c is applied and c' = y - (new - p) kept, reset to 0 when not finite.
-template <class F, Rounding kMode, bool kKahan>
-BK_INLINE Landed land(float p, float d, uint32_t comp_bits, uint32_t random_bits) {
-  const float y = kKahan ? d + to_float<F>(comp_bits) : d;
-  const uint32_t new_bits = round_to<F, kMode>(p + y, random_bits);
-  uint32_t comp = 0;
-  if (kKahan) {
-    const float carried = y - (to_float<F>(new_bits) - p);
-    comp = is_finite_bits<Fp32>(float_bits(carried)) ? round_nearest<F>(carried) : 0u;
+template <class F, Rounding kMode, bool kKahan, class V, class U>
+BK_INLINE LandedLanes<V, U> land(V p, V d, U comp_bits, U random_bits) {
+  V y = d;
+  if constexpr (kKahan) y = d + to_float<F>(comp_bits);
+  const U new_bits = round_to<F, kMode>(p + y, random_bits);
+  U comp = U(0u);
+  if constexpr (kKahan) {
+    const V carried = y - (to_float<F>(new_bits) - p);
+    comp = select(is_finite_bits<Fp32>(float_bits(carried)), round_nearest<F>(carried), U(0u));
   }
   return {new_bits, y, comp};
 }

@@ -24,15 +24,21 @@ struct StepTensor {
 };
 
 // ---- elements: a rule and one tensor's state, called per element index -----------------------
+// Lane code (see lanes.h): element(i, p, g) with V = float reads and writes the state of element
+// i; with a vector V, of the elements i, i + 1, ... (load_like/store_lanes of that vector type).
+BK_INLINE float load_like(float, const float* x) { return *x; }
+BK_INLINE void store_lanes(float* x, float v) { *x = v; }
+
 template <bool kMomentum>
 struct SgdElement {
   SgdHyper h;
   float* buf;
   Flag first;
-  BK_INLINE float operator()(int64_t i, float p, float g) const {
-    float b = kMomentum ? buf[i] : 0.0f;
-    const float d = sgd_update(h, p, g, b, first);
-    if (kMomentum) buf[i] = b;
+  template <class V>
+  BK_INLINE V operator()(int64_t i, V p, V g) const {
+    V b = kMomentum ? load_like(p, buf + i) : V(0.0f);
+    const V d = sgd_update(h, p, g, b, first);
+    if (kMomentum) store_lanes(buf + i, b);
     return d;
   }
   BK_INLINE static SgdElement of(const SgdHyper& h, const StepTensor& t) {
@@ -47,12 +53,14 @@ struct AdamElement {
   float* m;
   float* v;
   float* v_max;
-  BK_INLINE float operator()(int64_t i, float p, float g) const {
-    float mi = m[i], vi = v[i], v_maxi = kAmsgrad ? v_max[i] : 0.0f;
-    const float d = adam_update(h, s, p, g, mi, vi, v_maxi);
-    m[i] = mi;
-    v[i] = vi;
-    if (kAmsgrad) v_max[i] = v_maxi;
+  template <class V>
+  BK_INLINE V operator()(int64_t i, V p, V g) const {
+    V mi = load_like(p, m + i), vi = load_like(p, v + i);
+    V v_maxi = kAmsgrad ? load_like(p, v_max + i) : V(0.0f);
+    const V d = adam_update<kAmsgrad>(h, s, p, g, mi, vi, v_maxi);
+    store_lanes(m + i, mi);
+    store_lanes(v + i, vi);
+    if (kAmsgrad) store_lanes(v_max + i, v_maxi);
     return d;
   }
   BK_INLINE static AdamElement of(const AdamHyper& h, const StepTensor& t) {
@@ -63,10 +71,11 @@ struct AdamElement {
 struct LionElement {
   LionHyper h;
   float* m;
-  BK_INLINE float operator()(int64_t i, float p, float g) const {
-    float mi = m[i];
-    const float d = lion_update(h, p, g, mi);
-    m[i] = mi;
+  template <class V>
+  BK_INLINE V operator()(int64_t i, V p, V g) const {
+    V mi = load_like(p, m + i);
+    const V d = lion_update(h, p, g, mi);
+    store_lanes(m + i, mi);
     return d;
   }
   BK_INLINE static LionElement of(const LionHyper& h, const StepTensor& t) {
