@@ -73,21 +73,27 @@ void count_with_update(const typename F::bits_t* a, const typename F::bits_t* b,
   StatsBlock block;
   for (int64_t b0 = begin; b0 < end; b0 += StatsBlock::kBlock) {
     const int n = int(std::min<int64_t>(StatsBlock::kBlock, end - b0));
-    float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
+    auto element_at = [&](int j) {
+      return s::element_stats<F>(a[b0 + j], b[b0 + j], d[b0 + j], 0.0f);
+    };
+    for (int s0 = 0; s0 < n; s0 += kSumSpan) {
+      const int s1 = std::min(n, s0 + kSumSpan);
+      float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
 #pragma omp simd reduction(+ : d2, g2, p2, r2)
-    for (int j = 0; j < n; ++j) {
-      const s::ElementStats e = s::element_stats<F>(a[b0 + j], b[b0 + j], d[b0 + j], 0.0f);
-      block.flip[j] = e.flip_mask;
-      block.code[j] = class_code(e);
-      d2 += scaled_square(e.d), p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
+      for (int j = s0; j < s1; ++j) {
+        const s::ElementStats e = element_at(j);
+        block.flip[j] = e.flip_mask;
+        block.code[j] = class_code(e);
+        d2 += scaled_square(e.d), p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
+      }
+      if (finite_sums(d2, g2, p2, r2)) {
+        add_sums(out, d2, g2, p2, r2);
+      } else {
+        exact_sums(s0, s1, element_at, out);
+      }
     }
     block.count_flips(n, out);
     block.count_codes(0, n);
-    if (finite_sums(d2, g2, p2, r2)) {
-      add_sums(out, d2, g2, p2, r2);
-    } else {
-      exact_sums(0, n, [&](int j) { return s::element_stats<F>(a[b0 + j], b[b0 + j], d[b0 + j], 0.0f); }, out);
-    }
   }
   block.finish(out);
 }

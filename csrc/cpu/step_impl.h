@@ -27,25 +27,28 @@ BK_ALWAYS_INLINE void block_statistics(StatsBlock& block, const typename F::bits
   const int begin = 0;
 #endif
   if (begin == n) return;
-  float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
   auto element_at = [&](int j) {
     const uint32_t new_bits = param[j];
     return stats::element_stats<F>(new_bits ^ block.flip[j], new_bits, block.d_bits[j],
                                    block.g[j]);
   };
+  for (int s0 = begin; s0 < n; s0 += kSumSpan) {
+    const int s1 = std::min(n, s0 + kSumSpan);
+    float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
 #pragma omp simd reduction(+ : d2, g2, p2, r2)
-  for (int j = begin; j < n; ++j) {
-    const stats::ElementStats e = element_at(j);
-    block.code[j] = class_code(e);
-    d2 += scaled_square(e.d), g2 += scaled_square(e.g);
-    p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
+    for (int j = s0; j < s1; ++j) {
+      const stats::ElementStats e = element_at(j);
+      block.code[j] = class_code(e);
+      d2 += scaled_square(e.d), g2 += scaled_square(e.g);
+      p2 += scaled_square(e.p), r2 += scaled_square(e.q - e.p);
+    }
+    if (finite_sums(d2, g2, p2, r2)) {
+      add_sums(out, d2, g2, p2, r2);
+    } else {
+      exact_sums(s0, s1, element_at, out);
+    }
   }
   block.count_codes(begin, n);
-  if (finite_sums(d2, g2, p2, r2)) {
-    add_sums(out, d2, g2, p2, r2);
-  } else {
-    exact_sums(begin, n, element_at, out);
-  }
 }
 
 template <class F, Rounding kMode, bool kKahan, bool kTrack, class Element>
