@@ -1,10 +1,15 @@
 // The op schemas of the bitkernels library, defined once. Device files register the kernels
 // (TORCH_LIBRARY_IMPL) for CPU in this extension and for CUDA in bitkernels._C_cuda.
+#include <optional>
+#include <string>
 #include <vector>
 
+#include <c10/util/Exception.h>
+#include <c10/util/StringUtil.h>
 #include <torch/library.h>
 
 #include "bitkernels/bitstats.h"
+#include "cpu/simd.h"
 #include "python_module.h"
 
 namespace {
@@ -18,6 +23,32 @@ std::vector<int64_t> stats_layout() {
           s::kSumR2, s::kNumSums};
 }
 
+namespace cpu = bitkernels::cpu;
+
+const char* const kIsaNames[] = {"base", "x86-64-v3", "x86-64-v4"};
+
+// The instruction sets the CPU kernels can use on this CPU, lowest first.
+std::vector<std::string> cpu_isas() {
+  std::vector<std::string> names;
+  for (int isa = 0; isa <= int(cpu::detected_isa()); ++isa) names.push_back(kIsaNames[isa]);
+  return names;
+}
+
+// The instruction set the CPU kernels use; `limit` (one of cpu_isas(), or "native") first sets
+// the highest they may use: the tests run every code path this CPU can.
+std::string cpu_isa(const std::optional<std::string>& limit) {
+  if (limit.has_value()) {
+    int chosen = -1;
+    for (int isa = 0; isa <= int(cpu::detected_isa()); ++isa)
+      if (*limit == kIsaNames[isa]) chosen = isa;
+    if (*limit == "native") chosen = int(cpu::Isa::kX86_64_V4);
+    TORCH_CHECK_VALUE(chosen >= 0, "cpu_isa: limit must be \"native\" or one of the ISAs this "
+                      "CPU runs (", c10::Join(", ", cpu_isas()), "), got \"", *limit, "\"");
+    cpu::isa_limit().store(chosen);
+  }
+  return kIsaNames[int(cpu::active_isa())];
+}
+
 }  // namespace
 
 TORCH_LIBRARY(bitkernels, m) {
@@ -29,6 +60,8 @@ TORCH_LIBRARY(bitkernels, m) {
       "bitflip_stats(Tensor old, Tensor new, Tensor? update, Tensor(a!) counters, "
       "Tensor(b!) sums) -> ()");
   m.def("stats_layout() -> int[]", &stats_layout);
+  m.def("cpu_isas() -> str[]", &cpu_isas);
+  m.def("cpu_isa(str? limit=None) -> str", &cpu_isa);
 
   // Fused optimizer steps over a list of same-dtype tensors on one device. Per tensor i:
   // stat_rows[i] is its row in counters [R, kNumCounters] / sums [R, kNumSums] (None: no

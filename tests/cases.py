@@ -13,12 +13,24 @@ DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 def _case(name: str, device: str):
     if device == "cuda" and not torch.cuda.is_available():
-        return pytest.param(name, device, id=f"{name}-cuda",
-                            marks=pytest.mark.skip(reason="no CUDA device"))
+        return [pytest.param(name, device, id=f"{name}-cuda",
+                             marks=pytest.mark.skip(reason="no CUDA device"))]
     why = backends._missing(name, device)
-    marks = [pytest.mark.skip(reason=why)] if why else []
-    return pytest.param(name, device, id=f"{name}-{device}", marks=marks)
+    if why:
+        return [pytest.param(name, device, id=f"{name}-{device}",
+                             marks=pytest.mark.skip(reason=why))]
+    if name == "cpu":
+        # Every instruction set this CPU runs (AVX-512, AVX2 and plain loops are different
+        # code): the cpu_isa mark makes the conftest fixture limit the kernels to it.
+        return [pytest.param(name, device, id=f"cpu-{isa}", marks=pytest.mark.cpu_isa(isa))
+                for isa in reversed(backends.cpu_isas())]
+    return [pytest.param(name, device, id=f"{name}-{device}")]
 
 
-BACKEND_CASES = [_case(n, d) for d in ("cpu", "cuda") for n in backends.NAMES
-                 if not (d == "cpu" and n == "cuda") and not (d == "cuda" and n == "cpu")]
+def skipped(case) -> bool:
+    return any(mark.name == "skip" for mark in case.marks)
+
+
+BACKEND_CASES = [case for d in ("cpu", "cuda") for n in backends.NAMES
+                 if not (d == "cpu" and n == "cuda") and not (d == "cuda" and n == "cpu")
+                 for case in _case(n, d)]

@@ -24,7 +24,8 @@ import torch
 
 from . import _ext
 
-__all__ = ["NAMES", "BackendStatus", "BackendUnavailable", "available", "resolve"]
+__all__ = ["NAMES", "BackendStatus", "BackendUnavailable", "available", "cpu_isa", "cpu_isas",
+           "resolve"]
 
 NAMES = ("reference", "cpu", "cuda", "triton")
 
@@ -91,6 +92,27 @@ def available() -> dict[str, BackendStatus]:
         f"{' and '.join(triton_devices)} tensors" if triton_devices
         else _missing("triton", gpu or "cpu"))
     return status
+
+
+def cpu_isas() -> list[str]:
+    """The instruction sets the cpu backend's kernels can use on this CPU, lowest first:
+    "base" (x86-64), "x86-64-v3" (AVX2) and "x86-64-v4" (AVX-512)."""
+    _require_cpu()
+    return list(torch.ops.bitkernels.cpu_isas())
+
+
+def cpu_isa(limit: str | None = None) -> str:
+    """The instruction set the cpu backend's kernels use (the highest of cpu_isas() unless
+    limited). ``limit``, one of cpu_isas() or "native", first sets the highest they may use, for
+    this process: every path gives the same bits, so this is for tests and benchmarks."""
+    _require_cpu()
+    return torch.ops.bitkernels.cpu_isa(limit)
+
+
+def _require_cpu() -> None:
+    why = _ext.load_cpu()
+    if why:
+        raise BackendUnavailable(f"backend='cpu' is unavailable: {why}")
 
 
 def _module(name: str) -> ModuleType:

@@ -17,6 +17,11 @@
 #include "stats_block.h"
 
 #if BK_HAVE_X86_64_V3
+BK_BEGIN_X86_64_V4
+#define BK_ISA_NS v4
+#include "bitflip_stats_impl.h"
+#undef BK_ISA_NS
+BK_END_X86_64_V4
 BK_BEGIN_X86_64_V3
 #define BK_ISA_NS v3
 #include "bitflip_stats_impl.h"

@@ -1,26 +1,33 @@
 // Host SIMD support for the CPU kernels.
 //
-// Vector types: 8 x uint32 (GCC/Clang vector extensions).
+// Vector types: 8 x uint32 (GCC/Clang vector extensions); the AVX-512 lane types are in vec16.h.
 //
 // ISA dispatch: each kernel's loops live in an "impl" header without include guard, written in
 // `namespace BK_ISA_NS`. A kernel's .cpp includes every header the impl needs first, then the
-// impl twice: inside BK_BEGIN_X86_64_V3 / BK_END_X86_64_V3 as namespace v3 (AVX2, FMA, F16C,
-// BMI), and plainly as namespace base. BK_ISA_CALL picks at run time. The loops must be written
-// *inside* functions carrying the target (omp simd loops are laid out for the ISA of the
+// impl once per ISA: inside BK_BEGIN_X86_64_V4 / BK_END_X86_64_V4 as namespace v4 (AVX-512 F,
+// BW, CD, DQ, VL), inside BK_BEGIN_X86_64_V3 / BK_END_X86_64_V3 as namespace v3 (AVX2, FMA,
+// F16C, BMI), and plainly as namespace base. BK_ISA_CALL picks at run time. The loops must be
+// written *inside* functions carrying the target (omp simd loops are laid out for the ISA of the
 // function they appear in, before inlining), which this arrangement guarantees; helpers they
 // call are ordinary inline functions, compiled for the baseline and inlined. FMA is in the ISA
-// but never emitted: sources are compiled with -ffp-contract=off.
+// but never emitted implicitly: sources are compiled with -ffp-contract=off.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #define BK_ALWAYS_INLINE inline __attribute__((always_inline))
+#define BK_ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
+#define BK_NOINLINE __attribute__((noinline))
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define BK_HAVE_X86_64_V3 1
 #define BK_BEGIN_X86_64_V3 \
   _Pragma("GCC push_options") _Pragma("GCC target(\"arch=x86-64-v3\")")
 #define BK_END_X86_64_V3 _Pragma("GCC pop_options")
+#define BK_BEGIN_X86_64_V4 \
+  _Pragma("GCC push_options") _Pragma("GCC target(\"arch=x86-64-v4\")")
+#define BK_END_X86_64_V4 _Pragma("GCC pop_options")
 #else
 #define BK_HAVE_X86_64_V3 0
 #endif
@@ -31,23 +38,40 @@ namespace cpu {
 using u32x8 = uint32_t __attribute__((vector_size(32)));
 constexpr int kLanes = 8;
 
-inline bool has_x86_64_v3() {
+// The instruction sets the CPU kernels are compiled for, in order.
+enum class Isa : int { kBase = 0, kX86_64_V3 = 1, kX86_64_V4 = 2 };
+
+inline Isa detected_isa() {
 #if BK_HAVE_X86_64_V3
-  static const bool supported = __builtin_cpu_supports("x86-64-v3");
-  return supported;
+  static const Isa isa = __builtin_cpu_supports("x86-64-v4")   ? Isa::kX86_64_V4
+                         : __builtin_cpu_supports("x86-64-v3") ? Isa::kX86_64_V3
+                                                               : Isa::kBase;
+  return isa;
 #else
-  return false;
+  return Isa::kBase;
 #endif
+}
+
+// The highest ISA the kernels may use (tests step through them); kX86_64_V4: no limit.
+inline std::atomic<int>& isa_limit() {
+  static std::atomic<int> limit{int(Isa::kX86_64_V4)};
+  return limit;
+}
+
+inline Isa active_isa() {
+  const int limit = isa_limit().load(std::memory_order_relaxed);
+  return Isa(int(detected_isa()) < limit ? int(detected_isa()) : limit);
 }
 
 }  // namespace cpu
 }  // namespace bitkernels
 
-// BK_ISA_CALL(fn<Args>(args...)): the call, made in namespace v3 on x86-64-v3 CPUs and in
-// namespace base otherwise.
+// BK_ISA_CALL(fn<Args>(args...)): the call, made in the namespace of the active ISA.
 #if BK_HAVE_X86_64_V3
-#define BK_ISA_CALL(...) \
-  (::bitkernels::cpu::has_x86_64_v3() ? v3::__VA_ARGS__ : base::__VA_ARGS__)
+#define BK_ISA_CALL(...)                                                            \
+  (::bitkernels::cpu::active_isa() == ::bitkernels::cpu::Isa::kX86_64_V4   ? v4::__VA_ARGS__ \
+   : ::bitkernels::cpu::active_isa() == ::bitkernels::cpu::Isa::kX86_64_V3 ? v3::__VA_ARGS__ \
+                                                                           : base::__VA_ARGS__)
 #else
 #define BK_ISA_CALL(...) (base::__VA_ARGS__)
 #endif

@@ -1,11 +1,12 @@
 // The fused optimizer loop on the CPU, compiled once per ISA (see simd.h): no include guard, no
 // includes; step_kernels.h includes what this needs first.
 //
-// step_range applies one update rule to elements [begin, end) of one tensor, block by block.
-// A vectorized (omp simd) pass reads param, grad and state once from memory and writes param and
-// state; with statistics it also leaves each element's flip mask, update and gradient in the
-// L1-resident StatsBlock, and block_statistics() counts them. With kTrack false the statistics
-// are compiled out.
+// step_range applies one update rule to elements [begin, end) of one tensor. With AVX-512
+// (namespace v4) the whole 256-element groups go through the fused kernel of step_avx512.h
+// and only the rest through the loop here, block by block: a vectorized (omp simd) pass reads
+// param, grad and state once from memory and writes param and state; with statistics it also
+// leaves each element's flip mask, update and gradient in the L1-resident StatsBlock, and
+// block_statistics() counts them. With kTrack false the statistics are compiled out.
 
 namespace bitkernels {
 namespace cpu {
@@ -64,8 +65,17 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
   // x / 1 is exact: without AMP the division changes nothing and keeps the loop branch-free.
   const float scale = grad_scale != nullptr ? *grad_scale : 1.0f;
   const uint32_t key = t.rng_key;
+  int64_t b0 = begin;
+#if BK_ISA_AVX512
+  // getexp (the depth bins) reads subnormals as zero under denormals-are-zero: then the scalar
+  // loop, which classifies on bits, does everything.
+  constexpr unsigned kDenormalsAreZero = 0x40;
+  if ((_mm_getcsr() & kDenormalsAreZero) == 0)
+    b0 = step_groups_avx512<F, kMode, kKahan, kTrack>(element, t, begin, end, grad_scale, out);
+  if (b0 == end) return;
+#endif
   StatsBlock block;
-  for (int64_t b0 = begin; b0 < end; b0 += StatsBlock::kBlock) {
+  for (; b0 < end; b0 += StatsBlock::kBlock) {
     const int n = int(std::min<int64_t>(StatsBlock::kBlock, end - b0));
 #pragma omp simd
     for (int j = 0; j < n; ++j) {

@@ -36,18 +36,35 @@ using ::bitkernels::StepTensor;
 }  // namespace bitkernels
 
 #if BK_HAVE_X86_64_V3
+BK_BEGIN_X86_64_V4
+#define BK_ISA_NS v4
+#define BK_ISA_AVX2 1
+#define BK_ISA_AVX512 1
+#include "ordinary_block_avx2.h"
+#include "vec16.h"
+#include "stats_avx512.h"
+#include "step_avx512.h"
+#include "step_impl.h"
+#undef BK_ISA_AVX512
+#undef BK_ISA_AVX2
+#undef BK_ISA_NS
+BK_END_X86_64_V4
 BK_BEGIN_X86_64_V3
 #define BK_ISA_NS v3
 #define BK_ISA_AVX2 1
+#define BK_ISA_AVX512 0
 #include "ordinary_block_avx2.h"
 #include "step_impl.h"
+#undef BK_ISA_AVX512
 #undef BK_ISA_AVX2
 #undef BK_ISA_NS
 BK_END_X86_64_V3
 #endif
 #define BK_ISA_NS base
 #define BK_ISA_AVX2 0
+#define BK_ISA_AVX512 0
 #include "step_impl.h"
+#undef BK_ISA_AVX512
 #undef BK_ISA_AVX2
 #undef BK_ISA_NS
 

@@ -1,0 +1,255 @@
+// The statistics of the AVX-512 fused step (step_avx512.h), 16 lanes at a time, in groups of 16
+// vectors. Compiled into namespace v4 only (see simd.h): no include guard, no includes; the
+// includer provides <immintrin.h>, vec16.h and what stats_block.h needs first.
+//
+// Per vector, from the values the update left in registers: changed and lost (mask popcounts),
+// the four sums (scaled squares, as in stats_block.h), and the depth bin as a one-hot word in two
+// streams (bins 0..31, 32..63). The flip masks and the one-hot words go to small buffers; at the
+// end of a group, Harley-Seal carry-save adders count their bit positions (PositionCounter512).
+// Nothing here branches per element.
+//
+// Every counter of the contract is exact for any value here: the depth bin is computed in exact
+// float arithmetic on exponents (getexp), where inf and NaN parameters fall to the lowest bin as
+// the contract says. Only the fp32 sums cannot hold everything (non-finite or huge values): a
+// group whose sums are not finite is summed again in float64 from the buffers (exact_group),
+// which also counts `nonfinite` (0 in every other group, whose values are all finite).
+
+namespace bitkernels {
+namespace cpu {
+namespace BK_ISA_NS {
+
+// a + b + c = 2 high + low, bitwise.
+BK_ALWAYS_INLINE void carry_save_add(__m512i& high, __m512i& low, __m512i a, __m512i b,
+                                     __m512i c) {
+  high = _mm512_ternarylogic_epi32(a, b, c, 0xE8);  // majority
+  low = _mm512_ternarylogic_epi32(a, b, c, 0x96);   // parity
+}
+
+// Counts, per bit position, the words of a stream of 16-lane vectors, 16 vectors per add16():
+// Harley-Seal adders fold each group into one "sixteens" vector (the running remainder kept
+// bit-sliced in ones .. eights); 4-bit fields count sixteens (15 groups), 16-bit fields
+// (`half[k]`: bits k and k + 16) the folds.
+struct PositionCounter512 {
+  static constexpr int kGroupsPerFold = 15;
+  static constexpr int kFoldsPerDrain = 4369;  // 4369 * 15 = 65535 sixteens per 16-bit field
+
+  __m512i ones, twos, fours, eights;
+  alignas(64) uint32_t nibble[4][16];
+  alignas(64) uint32_t half[16][16];
+  int groups = 0, folds = 0;
+  int64_t totals[32] = {};
+
+  PositionCounter512() {
+    ones = twos = fours = eights = _mm512_setzero_si512();
+    std::memset(nibble, 0, sizeof nibble);
+    std::memset(half, 0, sizeof half);
+  }
+
+  // words: 16 vectors of 16 words, 64-byte aligned.
+  BK_ALWAYS_INLINE void add16(const uint32_t* words) {
+    auto at = [&](int v) BK_ALWAYS_INLINE_LAMBDA { return _mm512_load_si512(words + 16 * v); };
+    __m512i twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
+    carry_save_add(twos_a, ones, ones, at(0), at(1));
+    carry_save_add(twos_b, ones, ones, at(2), at(3));
+    carry_save_add(fours_a, twos, twos, twos_a, twos_b);
+    carry_save_add(twos_a, ones, ones, at(4), at(5));
+    carry_save_add(twos_b, ones, ones, at(6), at(7));
+    carry_save_add(fours_b, twos, twos, twos_a, twos_b);
+    carry_save_add(eights_a, fours, fours, fours_a, fours_b);
+    carry_save_add(twos_a, ones, ones, at(8), at(9));
+    carry_save_add(twos_b, ones, ones, at(10), at(11));
+    carry_save_add(fours_a, twos, twos, twos_a, twos_b);
+    carry_save_add(twos_a, ones, ones, at(12), at(13));
+    carry_save_add(twos_b, ones, ones, at(14), at(15));
+    carry_save_add(fours_b, twos, twos, twos_a, twos_b);
+    carry_save_add(eights_b, fours, fours, fours_a, fours_b);
+    carry_save_add(sixteens, eights, eights, eights_a, eights_b);
+    const __m512i nibble_bits = _mm512_set1_epi32(0x11111111);
+    for (int j = 0; j < 4; ++j) {
+      const __m512i n = _mm512_load_si512(nibble[j]);
+      _mm512_store_si512(nibble[j], _mm512_add_epi32(n, _mm512_and_si512(
+                                                            _mm512_srli_epi32(sixteens, j),
+                                                            nibble_bits)));
+    }
+    if (++groups == kGroupsPerFold) fold();
+  }
+
+  // Nibble field q of nibble[j] counts bit 4q + j: fields r and r + 4 go to half[4r + j].
+  BK_ALWAYS_INLINE void fold() {
+    const __m512i fields = _mm512_set1_epi32(0x000F000F);
+    for (int r = 0; r < 4; ++r) {
+      for (int j = 0; j < 4; ++j) {
+        const __m512i n = _mm512_load_si512(nibble[j]);
+        const __m512i h = _mm512_load_si512(half[4 * r + j]);
+        _mm512_store_si512(half[4 * r + j], _mm512_add_epi32(h, _mm512_and_si512(
+                                                                 _mm512_srli_epi32(n, 4 * r),
+                                                                 fields)));
+      }
+    }
+    std::memset(nibble, 0, sizeof nibble);
+    groups = 0;
+    if (++folds == kFoldsPerDrain) drain();
+  }
+
+  void drain() {
+    for (int k = 0; k < 16; ++k) {
+      for (int l = 0; l < 16; ++l) {
+        totals[k] += 16 * int64_t(half[k][l] & 0xFFFFu);
+        totals[k + 16] += 16 * int64_t(half[k][l] >> 16);
+      }
+    }
+    std::memset(half, 0, sizeof half);
+    folds = 0;
+  }
+
+  // Everything counted so far, per bit position, into counts[0..31]; starts over.
+  void finish(int64_t* counts) {
+    fold();
+    drain();
+    alignas(64) uint32_t rest[4][16];  // the carry-save remainder, weights 1, 2, 4, 8
+    _mm512_store_si512(rest[0], ones);
+    _mm512_store_si512(rest[1], twos);
+    _mm512_store_si512(rest[2], fours);
+    _mm512_store_si512(rest[3], eights);
+    for (int w = 0; w < 4; ++w)
+      for (int l = 0; l < 16; ++l)
+        for (int k = 0; k < 32; ++k) totals[k] += int64_t((rest[w][l] >> k) & 1u) << w;
+    for (int k = 0; k < 32; ++k) counts[k] += totals[k], totals[k] = 0;
+    ones = twos = fours = eights = _mm512_setzero_si512();
+  }
+};
+
+// What the vectors accumulate, kept in registers by the loop that owns it (members of
+// VectorStats, whose address escapes, would live in memory): the scaled squares of d, g, old p
+// and new - old of the current group, and the changed and lost elements (mask popcounts, which
+// run on the scalar ports beside the vector work).
+struct VectorSums {
+  __m512 squares[stats::kNumSums];
+  int64_t changed, lost;
+
+  BK_ALWAYS_INLINE void start_group() {
+    for (auto& s : squares) s = _mm512_setzero_ps();
+  }
+};
+
+// One vector's values, as the update left them.
+struct VectorValues {
+  U32x16 old_bits, new_bits;  // stored bits
+  F32x16 p;                   // old value
+  F32x16 d;                   // the update that was rounded in
+  F32x16 g;                   // the unscaled gradient
+};
+
+template <class F>
+struct VectorStats {
+  static constexpr int kGroup = 256;  // 16 vectors
+
+  alignas(64) uint32_t flip[kGroup];
+  alignas(64) uint32_t low_bins[kGroup];   // one-hot depth bin 0..31, 0 when not moving
+  alignas(64) uint32_t high_bins[kGroup];  // one-hot depth bin 32..63
+  alignas(64) uint32_t d_bits[kGroup];     // for exact_group
+  PositionCounter512 flips, low, high;
+  int64_t counted = 0, d_nonfinite = 0;
+
+  BK_ALWAYS_INLINE static VectorSums start() {
+    VectorSums sums;
+    sums.start_group();
+    sums.changed = sums.lost = 0;
+    return sums;
+  }
+
+  // Counts vector v of the group.
+  BK_ALWAYS_INLINE void add(int v, const VectorValues& x, VectorSums& sums) {
+    const int j = 16 * v;
+    const __m512i flip_bits = _mm512_xor_si512(x.old_bits.v, x.new_bits.v);
+    const F32x16 p = x.p, d = x.d, g = x.g;
+    const __m512i one = _mm512_set1_epi32(1);
+    // Moving: d finite and nonzero (fpclass: not QNaN, +-0, +-inf or SNaN).
+    const __mmask16 moving = _mm512_knot(_mm512_fpclass_ps_mask(d.v, 0x9F));
+    sums.changed += __builtin_popcount(_mm512_test_epi32_mask(flip_bits, flip_bits));
+    sums.lost += __builtin_popcount(_mm512_mask_testn_epi32_mask(moving, flip_bits, flip_bits));
+    // Depth bin: floor(log2|d|) - (max(floor(log2|p|), emin) - mantissa bits) - kDepthMin,
+    // clamped to 0..63. max(emin, x) is x for x = NaN (p NaN) or +inf (p inf): the difference is
+    // NaN or -inf and clamps to bin 0, the contract's bin for an infinite ulp; -inf (p = 0) and
+    // subnormal p give emin.
+    constexpr float kEmin = float(1 - F::kBias);
+    constexpr float kOffset = float(F::kMantissa - stats::kDepthMin);
+    const __m512 ulp_exp = _mm512_max_ps(_mm512_set1_ps(kEmin), _mm512_getexp_ps(p.v));
+    __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_getexp_ps(d.v), _mm512_set1_ps(kOffset)),
+                             ulp_exp);
+    n = _mm512_min_ps(_mm512_max_ps(n, _mm512_setzero_ps()),
+                      _mm512_set1_ps(float(stats::kDepthBins - 1)));
+    const __m512i bin = _mm512_cvttps_epi32(n);
+    _mm512_store_si512(low_bins + j, _mm512_maskz_sllv_epi32(moving, one, bin));
+    _mm512_store_si512(high_bins + j, _mm512_maskz_sllv_epi32(
+                                          moving, one, _mm512_sub_epi32(bin, _mm512_set1_epi32(32))));
+    _mm512_store_si512(flip + j, flip_bits);
+    _mm512_store_si512(d_bits + j, _mm512_castps_si512(d.v));
+    const __m512 scale = _mm512_set1_ps(kSquareScale);
+    auto add_square = [&](__m512& total, __m512 value) BK_ALWAYS_INLINE_LAMBDA {
+      const __m512 y = _mm512_mul_ps(value, scale);
+      total = _mm512_fmadd_ps(y, y, total);
+    };
+    add_square(sums.squares[stats::kSumD2], d.v);
+    add_square(sums.squares[stats::kSumG2], g.v);
+    add_square(sums.squares[stats::kSumP2], p.v);
+    add_square(sums.squares[stats::kSumR2], _mm512_sub_ps(widen16<F>(x.new_bits).v, p.v));
+  }
+
+  // After the 16 vectors of a group: param, the group's new stored values; grad_at(j), the
+  // unscaled gradient of element j of the group (for exact_group).
+  template <class GradAt>
+  BK_ALWAYS_INLINE void end_group(const typename F::bits_t* param, const GradAt& grad_at,
+                                  VectorSums& sums, Partial& out) {
+    flips.add16(flip);
+    low.add16(low_bins);
+    high.add16(high_bins);
+    counted += kGroup;
+    double totals[stats::kNumSums];
+    bool finite = true;
+    for (int k = 0; k < stats::kNumSums; ++k) {
+      const float t = _mm512_reduce_add_ps(sums.squares[k]);
+      finite = finite && t - t == 0.0f;
+      totals[k] = double(t) * kSquareUnscale;
+    }
+    if (__builtin_expect(finite, 1)) {
+      for (int k = 0; k < stats::kNumSums; ++k) out.sums[k] += totals[k];
+    } else {
+      exact_group(param, grad_at, out);
+    }
+    sums.start_group();
+  }
+
+  // The sums of a group with a non-finite or huge value, in float64 with the contract's
+  // exclusions, and its non-finite counts.
+  template <class GradAt>
+  BK_NOINLINE void exact_group(const typename F::bits_t* param, const GradAt& grad_at,
+                               Partial& out) {
+    auto element_at = [&](int j) {
+      const uint32_t new_bits = param[j];
+      return stats::element_stats<F>(new_bits ^ flip[j], new_bits, d_bits[j], grad_at(j));
+    };
+    exact_sums(0, kGroup, element_at, out);
+    for (int j = 0; j < kGroup; ++j) {
+      out.nonfinite += element_at(j).nonfinite;
+      d_nonfinite += !stats::is_finite_update(d_bits[j]);
+    }
+  }
+
+  // Adds everything counted to out.
+  void finish(const VectorSums& sums, Partial& out) {
+    flips.finish(out.flips);
+    int64_t depth[stats::kDepthBins] = {};
+    low.finish(depth);
+    high.finish(depth + 32);
+    int64_t moving = 0;
+    for (int b = 0; b < stats::kDepthBins; ++b) out.depth[b] += depth[b], moving += depth[b];
+    out.changed += sums.changed;
+    out.lost += sums.lost;
+    out.zero += counted - moving - d_nonfinite;  // every element is moving, zero or non-finite
+  }
+};
+
+}  // namespace BK_ISA_NS
+}  // namespace cpu
+}  // namespace bitkernels

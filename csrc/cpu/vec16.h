@@ -1,0 +1,170 @@
+// 16-lane AVX-512 types for the lane code of formats.h, rounding.h and rules.h (see lanes.h):
+// F32x16 (fp32 lanes), U32x16 (uint32 lanes) and Mask16 (a comparison's result, one bit per
+// lane). Scalars convert implicitly (broadcast), so `v * 0.5f` and `bits >> 16` read as in the
+// scalar code, and the helpers lane code calls (select, float_bits, sqrt_of, ...) are found by
+// argument-dependent lookup. Compiled into namespace v4 only (see simd.h): no include guard, no
+// includes; the includer provides <immintrin.h>.
+//
+// Comparisons follow C++ on floats: ordered, except != (true when either side is NaN).
+//
+// The types and their helpers live in namespace vec16, so that the helpers are reached only by
+// argument-dependent lookup: declared in the kernels' namespace, they would hide the scalar
+// float_bits & co. from the scalar loops there.
+//
+// They are namespace-scope `inline` functions, not always_inline and not friends or members
+// defined in the class (GCC 12 compiles those without the region's target): the lane templates
+// that call them (rules.h, ...) are defined for the baseline ISA, and GCC refuses to force an
+// AVX-512 function into a baseline one. The kernel that runs them is `flatten` (step_avx512.h):
+// once a lane template is inlined there, these inline into an AVX-512 function.
+#define BK_VEC16_INLINE inline
+
+namespace bitkernels {
+namespace cpu {
+namespace BK_ISA_NS {
+namespace vec16 {
+
+struct Mask16 {
+  __mmask16 k;
+};
+
+struct U32x16 {
+  __m512i v;
+  U32x16() = default;
+  U32x16(uint32_t x);  // NOLINT: implicit, broadcasts
+  explicit U32x16(__m512i x) : v(x) {}
+};
+
+struct F32x16 {
+  __m512 v;
+  F32x16() = default;
+  F32x16(float x);  // NOLINT: implicit, broadcasts
+  explicit F32x16(__m512 x) : v(x) {}
+};
+
+BK_VEC16_INLINE U32x16::U32x16(uint32_t x) : v(_mm512_set1_epi32(int(x))) {}
+BK_VEC16_INLINE F32x16::F32x16(float x) : v(_mm512_set1_ps(x)) {}
+
+BK_VEC16_INLINE Mask16 operator&(Mask16 a, Mask16 b) { return {__mmask16(a.k & b.k)}; }
+BK_VEC16_INLINE Mask16 operator|(Mask16 a, Mask16 b) { return {__mmask16(a.k | b.k)}; }
+BK_VEC16_INLINE Mask16 operator~(Mask16 a) { return {__mmask16(~a.k)}; }
+
+BK_VEC16_INLINE U32x16 operator+(U32x16 a, U32x16 b) { return U32x16(_mm512_add_epi32(a.v, b.v)); }
+BK_VEC16_INLINE U32x16 operator-(U32x16 a, U32x16 b) { return U32x16(_mm512_sub_epi32(a.v, b.v)); }
+BK_VEC16_INLINE U32x16 operator*(U32x16 a, U32x16 b) {
+  return U32x16(_mm512_mullo_epi32(a.v, b.v));
+}
+BK_VEC16_INLINE U32x16 operator&(U32x16 a, U32x16 b) { return U32x16(_mm512_and_si512(a.v, b.v)); }
+BK_VEC16_INLINE U32x16 operator|(U32x16 a, U32x16 b) { return U32x16(_mm512_or_si512(a.v, b.v)); }
+BK_VEC16_INLINE U32x16 operator^(U32x16 a, U32x16 b) { return U32x16(_mm512_xor_si512(a.v, b.v)); }
+BK_VEC16_INLINE U32x16 operator~(U32x16 a) {
+  return U32x16(_mm512_ternarylogic_epi32(a.v, a.v, a.v, 0x55));
+}
+BK_VEC16_INLINE U32x16 operator<<(U32x16 a, int n) {
+  return U32x16(_mm512_slli_epi32(a.v, unsigned(n)));
+}
+BK_VEC16_INLINE U32x16 operator>>(U32x16 a, int n) {
+  return U32x16(_mm512_srli_epi32(a.v, unsigned(n)));
+}
+BK_VEC16_INLINE U32x16& operator^=(U32x16& a, U32x16 b) { return a = a ^ b; }
+BK_VEC16_INLINE U32x16& operator*=(U32x16& a, U32x16 b) { return a = a * b; }
+
+BK_VEC16_INLINE Mask16 operator==(U32x16 a, U32x16 b) { return {_mm512_cmpeq_epu32_mask(a.v, b.v)}; }
+BK_VEC16_INLINE Mask16 operator!=(U32x16 a, U32x16 b) { return {_mm512_cmpneq_epu32_mask(a.v, b.v)}; }
+BK_VEC16_INLINE Mask16 operator<(U32x16 a, U32x16 b) { return {_mm512_cmplt_epu32_mask(a.v, b.v)}; }
+BK_VEC16_INLINE Mask16 operator>(U32x16 a, U32x16 b) { return {_mm512_cmpgt_epu32_mask(a.v, b.v)}; }
+BK_VEC16_INLINE Mask16 operator>=(U32x16 a, U32x16 b) { return {_mm512_cmpge_epu32_mask(a.v, b.v)}; }
+
+BK_VEC16_INLINE F32x16 operator+(F32x16 a, F32x16 b) { return F32x16(_mm512_add_ps(a.v, b.v)); }
+BK_VEC16_INLINE F32x16 operator-(F32x16 a, F32x16 b) { return F32x16(_mm512_sub_ps(a.v, b.v)); }
+BK_VEC16_INLINE F32x16 operator*(F32x16 a, F32x16 b) { return F32x16(_mm512_mul_ps(a.v, b.v)); }
+BK_VEC16_INLINE F32x16 operator/(F32x16 a, F32x16 b) { return F32x16(_mm512_div_ps(a.v, b.v)); }
+BK_VEC16_INLINE F32x16 operator-(F32x16 a) {  // flips the sign bit, as C++ does
+  return F32x16(_mm512_castsi512_ps(
+      _mm512_xor_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(int(0x80000000u)))));
+}
+
+BK_VEC16_INLINE Mask16 operator==(F32x16 a, F32x16 b) {
+  return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_EQ_OQ)};
+}
+BK_VEC16_INLINE Mask16 operator!=(F32x16 a, F32x16 b) {
+  return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_NEQ_UQ)};
+}
+BK_VEC16_INLINE Mask16 operator<(F32x16 a, F32x16 b) {
+  return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ)};
+}
+BK_VEC16_INLINE Mask16 operator>(F32x16 a, F32x16 b) {
+  return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ)};
+}
+
+// ---- the lane helpers of lanes.h, formats.h and step.h -------------------------------------
+BK_VEC16_INLINE F32x16 select(Mask16 c, F32x16 a, F32x16 b) {
+  return F32x16(_mm512_mask_blend_ps(c.k, b.v, a.v));
+}
+BK_VEC16_INLINE U32x16 select(Mask16 c, U32x16 a, U32x16 b) {
+  return U32x16(_mm512_mask_blend_epi32(c.k, b.v, a.v));
+}
+// rules.h's pick (a bitwise blend by a hyper-parameter's mask) in one instruction.
+BK_VEC16_INLINE F32x16 pick(Flag f, F32x16 if_set, F32x16 if_clear) {
+  return F32x16(_mm512_castsi512_ps(_mm512_ternarylogic_epi32(
+      _mm512_set1_epi32(int(f.mask)), _mm512_castps_si512(if_set.v),
+      _mm512_castps_si512(if_clear.v), 0xCA)));
+}
+BK_VEC16_INLINE U32x16 float_bits(F32x16 x) { return U32x16(_mm512_castps_si512(x.v)); }
+BK_VEC16_INLINE F32x16 bits_float(U32x16 x) { return F32x16(_mm512_castsi512_ps(x.v)); }
+BK_VEC16_INLINE F32x16 sqrt_of(F32x16 x) { return F32x16(_mm512_sqrt_ps(x.v)); }
+BK_VEC16_INLINE F32x16 to_f32(U32x16 x) { return F32x16(_mm512_cvtepu32_ps(x.v)); }
+BK_VEC16_INLINE U32x16 to_u32(F32x16 x) { return U32x16(_mm512_cvttps_epu32(x.v)); }
+BK_VEC16_INLINE F32x16 load_like(F32x16, const float* x) { return F32x16(_mm512_loadu_ps(x)); }
+BK_VEC16_INLINE void store_lanes(float* x, F32x16 v) { _mm512_storeu_ps(x, v.v); }
+
+}  // namespace vec16
+
+using vec16::F32x16;
+using vec16::Mask16;
+using vec16::U32x16;
+
+// ---- stored words <-> 32-bit lanes ---------------------------------------------------------
+template <class F>
+BK_ALWAYS_INLINE U32x16 load_stored16(const typename F::bits_t* x) {
+  if constexpr (F::kWidth == 32) {
+    return U32x16(_mm512_loadu_si512(x));
+  } else {
+    return U32x16(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x))));
+  }
+}
+
+template <class F>
+BK_ALWAYS_INLINE void store_stored16(typename F::bits_t* x, U32x16 bits) {
+  if constexpr (F::kWidth == 32) {
+    _mm512_storeu_si512(x, bits.v);
+  } else {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(x), _mm512_cvtepi32_epi16(bits.v));
+  }
+}
+
+// Stored bits (zero-extended lanes) widened exactly to fp32; fp16 by the hardware conversion,
+// which is exact, subnormals included, and gives the same bits as widen_lanes<Fp16>.
+template <class F>
+BK_ALWAYS_INLINE F32x16 widen16(U32x16 bits) {
+  if constexpr (F::kWidth == 16 && F::kExponent == 5) {
+    return F32x16(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(bits.v)));
+  } else {
+    return to_float<F>(bits);
+  }
+}
+
+// The stochastic-rounding bits of elements i .. i + 15 (element_random of each).
+BK_ALWAYS_INLINE U32x16 element_random16(uint32_t key, uint64_t i) {
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const U32x16 low(_mm512_add_epi32(_mm512_set1_epi32(int(uint32_t(i))), lanes));
+  // A lane whose low half wrapped past 2^32 carries into the high half.
+  const __mmask16 wrapped = _mm512_cmplt_epu32_mask(low.v, _mm512_set1_epi32(int(uint32_t(i))));
+  const U32x16 high(_mm512_mask_add_epi32(_mm512_set1_epi32(int(uint32_t(i >> 32))), wrapped,
+                                          _mm512_set1_epi32(int(uint32_t(i >> 32))),
+                                          _mm512_set1_epi32(1)));
+  return element_random_halves(key, low, high);
+}
+
+}  // namespace BK_ISA_NS
+}  // namespace cpu
+}  // namespace bitkernels
