@@ -58,9 +58,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _backends(_: argparse.Namespace) -> int:
-    for status in backends.available().values():
+    statuses = backends.available()
+    for status in statuses.values():
         mark = "yes" if status.available else "no "
         print(f"{status.name:10s} {mark}  {status.reason}")
+    if statuses["cpu"].available:
+        print(f"cpu kernels: {backends.cpu_isa()} (this CPU runs {', '.join(backends.cpu_isas())})")
     return 0
 
 

@@ -25,6 +25,19 @@ def test_available_reports_every_backend_with_a_reason():
         assert not status["cuda"] and "not a CUDA build" in status["cuda"].reason
 
 
+def test_cpu_isa_is_limited_and_restored():
+    isas = bk.backends.cpu_isas()
+    assert isas[0] == "base" and set(isas) <= {"base", "x86-64-v3", "x86-64-v4"}
+    assert bk.backends.cpu_isa() == isas[-1]  # no limit: the best this CPU runs
+    try:
+        for isa in isas:
+            assert bk.backends.cpu_isa(isa) == isa == bk.backends.cpu_isa()
+        with pytest.raises(ValueError, match='limit must be "native" or one of .*base'):
+            bk.backends.cpu_isa("avx9")
+    finally:
+        assert bk.backends.cpu_isa("native") == isas[-1]
+
+
 def test_auto_picks_the_compiled_cpu_backend():
     assert bk.backends.resolve("auto", torch.device("cpu"))[0] == "cpu"
 

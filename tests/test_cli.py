@@ -21,5 +21,5 @@ def test_demo_prints_the_lr_table():
 
 def test_backends_lists_every_backend():
     out = run_cli("backends")
-    for name in ("reference", "cpu", "cuda", "triton"):
+    for name in ("reference", "cpu", "cuda", "triton", "cpu kernels:"):
         assert name in out
