@@ -7,10 +7,16 @@
 
 #include <omp.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include "bitkernels/bitstats.h"
+#include "bitkernels/rounding.h"
+#include "bitkernels/rules.h"
 #include "op_checks.h"
 #include "partial.h"
 #include "simd.h"
@@ -19,17 +25,26 @@
 #if BK_HAVE_X86_64_V3
 BK_BEGIN_X86_64_V4
 #define BK_ISA_NS v4
+#define BK_ISA_AVX512 1
+#include "vec16.h"
+#include "stats_avx512.h"
+#include "bitflip_avx512.h"
 #include "bitflip_stats_impl.h"
+#undef BK_ISA_AVX512
 #undef BK_ISA_NS
 BK_END_X86_64_V4
 BK_BEGIN_X86_64_V3
 #define BK_ISA_NS v3
+#define BK_ISA_AVX512 0
 #include "bitflip_stats_impl.h"
+#undef BK_ISA_AVX512
 #undef BK_ISA_NS
 BK_END_X86_64_V3
 #endif
 #define BK_ISA_NS base
+#define BK_ISA_AVX512 0
 #include "bitflip_stats_impl.h"
+#undef BK_ISA_AVX512
 #undef BK_ISA_NS
 
 namespace bitkernels {

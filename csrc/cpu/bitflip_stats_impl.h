@@ -35,7 +35,11 @@ void count_xor_words(const uint8_t* a, const uint8_t* b, int64_t nwords,
   bits.clear();
   u32x8 changed = {};
   int folds = 0;
+#if BK_ISA_AVX512
+  int64_t i = count_xor_words_avx512<kElemBits>(a, b, nwords, out);
+#else
   int64_t i = 0;
+#endif
   for (; i + kFoldWords <= nwords; i += kFoldWords) {
     for (int r = 0; r < Bits::kNibbleWords; ++r) {
       u32x8 va, vb;
@@ -70,6 +74,11 @@ template <class F>
 void count_with_update(const typename F::bits_t* a, const typename F::bits_t* b,
                                         const uint32_t* d, int64_t begin, int64_t end,
                                         Partial& out) {
+#if BK_ISA_AVX512
+  if ((_mm_getcsr() & kDenormalsAreZero) == 0)  // else the loops below do everything
+    begin = count_with_update_avx512<F>(a, b, d, begin, end, out);
+  if (begin == end) return;
+#endif
   StatsBlock block;
   for (int64_t b0 = begin; b0 < end; b0 += StatsBlock::kBlock) {
     const int n = int(std::min<int64_t>(StatsBlock::kBlock, end - b0));

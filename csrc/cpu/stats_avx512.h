@@ -47,7 +47,14 @@ struct PositionCounter512 {
 
   // words: 16 vectors of 16 words, 64-byte aligned.
   BK_ALWAYS_INLINE void add16(const uint32_t* words) {
-    auto at = [&](int v) BK_ALWAYS_INLINE_LAMBDA { return _mm512_load_si512(words + 16 * v); };
+    add16_computed([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+      return _mm512_load_si512(words + 16 * v);
+    });
+  }
+
+  // at(v), v = 0 .. 15, called once each in some order: the 16 vectors.
+  template <class At>
+  BK_ALWAYS_INLINE void add16_computed(const At& at) {
     __m512i twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
     carry_save_add(twos_a, ones, ones, at(0), at(1));
     carry_save_add(twos_b, ones, ones, at(2), at(3));

@@ -15,17 +15,6 @@ namespace bitkernels {
 namespace cpu {
 namespace BK_ISA_NS {
 
-// Prefetch distance, in elements: far enough to cover the memory latency at the loop's pace
-// (~1 KB per fp32 array), near enough to stay in L1 (measured: 256 .. 1024 all work).
-constexpr int64_t kPrefetchElements = 512;
-
-BK_ALWAYS_INLINE void prefetch_ahead(const void* base, int64_t i, int element_bytes) {
-  if (base != nullptr) {
-    _mm_prefetch(static_cast<const char*>(base) + (i + kPrefetchElements) * element_bytes,
-                 _MM_HINT_T0);
-  }
-}
-
 // Steps the whole groups of 256 elements of [begin, end) and returns where it stopped; the
 // caller steps the rest. Bit for bit the same parameters, states and counters as the scalar
 // loop (step_impl.h).

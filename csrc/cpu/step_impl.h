@@ -67,10 +67,7 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
   const uint32_t key = t.rng_key;
   int64_t b0 = begin;
 #if BK_ISA_AVX512
-  // getexp (the depth bins) reads subnormals as zero under denormals-are-zero: then the scalar
-  // loop, which classifies on bits, does everything.
-  constexpr unsigned kDenormalsAreZero = 0x40;
-  if ((_mm_getcsr() & kDenormalsAreZero) == 0)
+  if ((_mm_getcsr() & kDenormalsAreZero) == 0)  // else the loops below do everything
     b0 = step_groups_avx512<F, kMode, kKahan, kTrack>(element, t, begin, end, grad_scale, out);
   if (b0 == end) return;
 #endif
