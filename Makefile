@@ -1,6 +1,7 @@
 # make demo   set up .venv if needed, then run the demo (CPU by default)
 # make test   set up .venv if needed, then run the whole test suite
-# make bench  the quick benchmark suite
+# make bench  the quick benchmark suite: the roofline table of `python -m bitkernels bench`
+# make bench-full  every size 4K..64M, GPT-2 small's parameter list, and the pytest-benchmark suite
 #
 # TORCH picks the torch wheel. The default is the CPU build; on a CUDA machine use e.g.
 # `make test TORCH=torch` (then the CUDA extension is built too).
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bitkernels-installed
 SOURCES := setup.py pyproject.toml requirements-dev.txt $(shell find csrc -type f)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench bench-full clean
 
 setup: $(STAMP)
 
@@ -30,7 +31,13 @@ test: setup
 	$(PY) -m pytest bench --benchmark-disable -q
 
 bench: setup
-	$(PY) -m pytest bench --benchmark-only
+	mkdir -p reports
+	$(PY) -m bitkernels bench --quick --json reports/bench-quick.json
+
+bench-full: setup
+	mkdir -p reports
+	$(PY) -m bitkernels bench --full --json reports/bench-full.json
+	$(PY) -m pytest bench --benchmark-only --benchmark-json=reports/pytest-bench.json
 
 clean:
 	rm -rf build *.egg-info bitkernels/*.so $(VENV)

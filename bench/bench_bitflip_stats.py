@@ -7,44 +7,39 @@ import pytest
 import torch
 
 import bitkernels as bk
-from bitkernels.formats import format_of
-from _sizes import sizes
+from _sizes import DEVICE, STEP_SIZES, sizes
+from bitkernels import roofline
 
-DTYPES = [torch.float32, torch.bfloat16]
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+BACKENDS = roofline.benchmark_backends(DEVICE)
 
 
 def pair(size, dtype):
     g = torch.Generator().manual_seed(0)
     old = torch.randn(size, generator=g).to(dtype)
     update = torch.randn(size, generator=g) * 1e-3
-    return old, (old.float() + update).to(dtype), update
+    new = (old.float() + update).to(dtype)
+    return old.to(DEVICE), new.to(DEVICE), update.to(DEVICE)
 
 
-def diy_bitflip_counts(old, new):
-    """What a user writes today: XOR the bit views and count each position with torch ops."""
-    fmt = format_of(old.dtype)
-    x = old.view(fmt.bits_dtype) ^ new.view(fmt.bits_dtype)
-    flips = torch.stack([((x >> k) & 1).sum() for k in range(fmt.width)])
-    return flips, (x != 0).sum()
-
-
-@sizes(1 << 12, 1 << 20, 1 << 24)
+@sizes(*STEP_SIZES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("with_update", [False, True], ids=["bits", "update"])
-def bench_bitflip_stats_cpu(benchmark, size, dtype, with_update):
+def bench_bitflip_stats(benchmark, size, dtype, backend, with_update):
     old, new, update = pair(size, dtype)
-    out = bk.BitStats(dtype)
+    out = bk.BitStats(dtype, DEVICE)
     benchmark.extra_info["bytes"] = 2 * old.numel() * old.element_size() + (
         4 * size if with_update else 0)
     benchmark(bk.bitflip_stats, old, new, update=update if with_update else None,
-              backend="cpu", out=out)
+              backend=backend, out=out)
 
 
-@sizes(1 << 12, 1 << 20, 1 << 24)
+@sizes(*STEP_SIZES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def bench_copy_baseline(benchmark, size, dtype):
     """Same-run bandwidth reference: copying the bytes of one input (read + write)."""
-    src = torch.randn(size).to(dtype)
+    src = torch.randn(size).to(dtype).to(DEVICE)
     dst = torch.empty_like(src)
     benchmark.extra_info["bytes"] = 2 * src.numel() * src.element_size()
     benchmark(dst.copy_, src)
@@ -54,4 +49,4 @@ def bench_copy_baseline(benchmark, size, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def bench_diy_torch_path(benchmark, size, dtype):
     old, new, _ = pair(size, dtype)
-    benchmark(diy_bitflip_counts, old, new)
+    benchmark(roofline.diy_flip_counts, old, new)

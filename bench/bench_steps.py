@@ -1,43 +1,62 @@
-"""Fused optimizer steps: ours with statistics on and off against torch.optim's fused and
-foreach implementations, on one parameter of `size` elements. Bytes per element (DESIGN.md
-roofline, fp32): AdamW 28, SGD with momentum 20, Lion 20; bf16 params: AdamW 22, SGD 14."""
+"""Fused optimizer steps, ours with statistics on and off on every compiled backend, against
+torch.optim's fused and foreach steps, the do-it-yourself statistics around torch's fused step,
+and a copy of the bytes our step moves (bytes per element: bitkernels.roofline.step_bytes,
+e.g. AdamW fp32 28). Every case records its byte count in extra_info["bytes"]."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-import bitkernels as bk
-from _problems import parameter
-from _sizes import sizes
+from _sizes import DEVICE, STEP_SIZES, sizes
+from bitkernels import roofline
+from bitkernels.formats import format_of
 
-DTYPES = [torch.float32, torch.bfloat16]
-OPTIMIZERS = {
-    "adamw": (bk.optim.AdamW, torch.optim.AdamW, dict(lr=1e-3)),
-    "sgd_momentum": (bk.optim.SGD, torch.optim.SGD, dict(lr=1e-3, momentum=0.9)),
-    "lion": (bk.optim.Lion, None, dict(lr=1e-4)),
-}
+DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+BACKENDS = roofline.benchmark_backends(DEVICE)
 
 
-@sizes(1 << 16, 1 << 20, 1 << 24)
+@sizes(*STEP_SIZES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("name", list(OPTIMIZERS))
+@pytest.mark.parametrize("name", roofline.OPTIMIZERS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("track", [True, False], ids=["stats", "nostats"])
-def bench_step_bitkernels(benchmark, size, dtype, name, track):
-    ours, _, kwargs = OPTIMIZERS[name]
-    p = parameter(size, dtype)
-    opt = ours([p], track_bits=track, backend="cpu", **kwargs)
+def bench_step_bitkernels(benchmark, size, dtype, name, backend, track):
+    opt = roofline.ours_optimizer(name, [roofline.parameter(size, dtype, DEVICE)], backend, track)
+    benchmark.extra_info["bytes"] = roofline.step_bytes(name, size, format_of(dtype).width // 8)
     opt.step()  # states exist: time steady-state steps
     benchmark(opt.step)
 
 
-@sizes(1 << 16, 1 << 20, 1 << 24)
+@sizes(*STEP_SIZES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("name", [n for n, (_, theirs, _) in OPTIMIZERS.items() if theirs])
+@pytest.mark.parametrize("name", ["adamw", "sgd_momentum"])
 @pytest.mark.parametrize("impl", ["fused", "foreach"])
 def bench_step_torch(benchmark, size, dtype, name, impl):
-    _, theirs, kwargs = OPTIMIZERS[name]
-    p = parameter(size, dtype)
-    opt = theirs([p], **{impl: True}, **kwargs)
+    opt = roofline.torch_optimizer(name, [roofline.parameter(size, dtype, DEVICE)], impl)
+    width = format_of(dtype).width // 8
+    benchmark.extra_info["bytes"] = roofline.step_bytes(name, size, width, width)
     opt.step()
     benchmark(opt.step)
+
+
+@sizes(1 << 12, 1 << 20)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def bench_step_do_it_yourself(benchmark, size, dtype):
+    """torch's fused AdamW with what a user writes today for the flip counts: snapshot the
+    parameters, step, XOR the bit views and count each position with torch ops."""
+    params = [roofline.parameter(size, dtype, DEVICE)]
+    step = roofline.diy_step(roofline.torch_optimizer("adamw", params, "fused"), params)
+    step()
+    benchmark(step)
+
+
+@sizes(*STEP_SIZES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def bench_step_copy_baseline(benchmark, size, dtype):
+    """A copy of as many bytes as our AdamW step moves (read + written): the bandwidth floor."""
+    nbytes = roofline.step_bytes("adamw", size, format_of(dtype).width // 8)
+    src = torch.empty(nbytes // 2, dtype=torch.uint8, device=DEVICE).random_()
+    dst = torch.empty_like(src)
+    benchmark.extra_info["bytes"] = 2 * src.numel()
+    benchmark(dst.copy_, src)

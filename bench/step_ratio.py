@@ -15,7 +15,11 @@ import time
 import torch
 
 import bitkernels as bk
-from _problems import parameter
+from bitkernels import roofline
+
+
+def parameter(size: int, dtype: torch.dtype) -> torch.nn.Parameter:
+    return roofline.parameter(size, dtype, torch.device("cpu"))
 
 OPTIMIZERS = {
     "adamw": (bk.optim.AdamW, torch.optim.AdamW, dict(lr=1e-3)),

@@ -1,4 +1,4 @@
-"""Command line: `python -m bitkernels {demo,backends}`."""
+"""Command line: `python -m bitkernels {demo,backends,bench}`."""
 
 from __future__ import annotations
 
@@ -67,6 +67,40 @@ def _backends(_: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from . import roofline
+
+    console = Console(width=max(Console().width, 120))
+    device = torch.device(args.device)
+    plan = roofline.Plan(
+        device=device,
+        sizes=tuple(roofline.parse_size(s) for s in args.sizes.split(",")) if args.sizes
+        else (roofline.FULL_SIZES if args.full else roofline.QUICK_SIZES),
+        dtypes=tuple(args.dtypes.split(",")), optimizers=tuple(args.optimizers.split(",")),
+        backends=tuple(args.backends.split(",")) if args.backends else None,
+        cases=tuple(args.cases.split(",")), rounds=args.rounds or (30 if args.full else 10))
+    if args.full:
+        plan.model_width, plan.model_vocab, plan.model_context = 768, 50257, 1024
+    if args.model_width:
+        plan.model_width = args.model_width
+    env = roofline.environment(device)
+    console.print(", ".join(f"{k} {v}" for k, v in env.items()), highlight=False)
+    rows = roofline.run(plan, report=lambda case_rows: console.print(roofline.table(case_rows)))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(roofline.to_json(rows, env), f, indent=1)
+        console.print(f"wrote {args.json}")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(roofline.markdown(rows) + "\n")
+        console.print(f"wrote {args.markdown}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bitkernels", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +112,27 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
     sub.add_parser("backends", help="which backends can run here").set_defaults(run=_backends)
+    bench = sub.add_parser("bench", help="time the kernels against torch, the do-it-yourself "
+                                         "path and a copy of the same bytes (roofline)")
+    scope = bench.add_mutually_exclusive_group()
+    scope.add_argument("--quick", action="store_true", help="sizes 64K,1M,16M, 10 rounds, a "
+                                                            "small transformer (default)")
+    scope.add_argument("--full", action="store_true", help="sizes 4K..64M, 30 rounds, GPT-2 "
+                                                           "small's parameter list")
+    bench.add_argument("--sizes", help="comma-separated element counts, e.g. 4K,16M")
+    bench.add_argument("--dtypes", default="float32,bfloat16,float16")
+    bench.add_argument("--optimizers", default="adamw,sgd_momentum,lion")
+    bench.add_argument("--backends", help="comma-separated; default: every one that runs on "
+                                          "the device")
+    bench.add_argument("--cases", default="steps,bitflip,model",
+                       help="steps, bitflip (bitflip_stats), model (a 12-layer transformer)")
+    bench.add_argument("--rounds", type=int, help="alternating rounds per case")
+    bench.add_argument("--model-width", type=int, help="width of the transformer case (quick: "
+                                                       "256, full: 768, GPT-2 small)")
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--json", help="write every row and the environment to this file")
+    bench.add_argument("--markdown", help="write a one-line-per-case summary table here")
+    bench.set_defaults(run=_bench)
     args = parser.parse_args(argv)
     return args.run(args)
 
