@@ -117,13 +117,18 @@ BK_VEC16_INLINE U32x16 to_u32(F32x16 x) { return U32x16(_mm512_cvttps_epu32(x.v)
 BK_VEC16_INLINE F32x16 load_like(F32x16, const float* x) { return F32x16(_mm512_loadu_ps(x)); }
 
 // rounding.h's round_nearest for 16 lanes (found by argument-dependent lookup, preferred as the
-// more specialized template). fp16 by the hardware conversion, which rounds to nearest-even with
+// more specialized template). fp32: one unordered compare finds the NaNs. fp16 by the hardware
+// conversion, which rounds to nearest-even with
 // subnormals and overflow to inf exactly as the generic code does, NaN made canonical after; the
 // kernels do not run it under denormals-are-zero (see kDenormalsAreZero). Other formats: the
 // generic code.
 template <class F>
 BK_VEC16_INLINE U32x16 round_nearest(F32x16 v) {
-  if constexpr (F::kWidth == 16 && F::kExponent == 5) {
+  if constexpr (F::kWidth == 32) {  // the value itself, NaN made canonical
+    const __mmask16 nan = _mm512_cmp_ps_mask(v.v, v.v, _CMP_UNORD_Q);
+    return U32x16(_mm512_mask_mov_epi32(_mm512_castps_si512(v.v), nan,
+                                        _mm512_set1_epi32(int(canonical_nan<F>()))));
+  } else if constexpr (F::kWidth == 16 && F::kExponent == 5) {
     const __m512i half = _mm512_cvtepu16_epi32(
         _mm512_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     const __mmask16 nan = _mm512_cmp_ps_mask(v.v, v.v, _CMP_UNORD_Q);
