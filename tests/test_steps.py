@@ -130,3 +130,20 @@ def test_wide_depths_and_late_specials(backend, device, dtype, special_at):
     ref = problems[1].run(REFERENCE, config)
     assert_same(ours, ref)
     assert int((ref.counters[1, Layout.DEPTH:] > 0).sum()) > 16
+
+
+@pytest.mark.parametrize("backend,device", [c for c in KERNEL_CASES if c.values[0] == "cpu"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_flush_denormal_mode_gives_the_same_step(backend, device, dtype):
+    """Under torch.set_flush_denormal(True) (denormals-are-zero) the AVX-512 kernel hands its
+    work to the loops that classify on bits: without subnormal values the bits and counters
+    are those of the default mode."""
+    config = CONFIGS[4]
+    default = Problem("adam", dtype, device=device).run(implementation(backend), config)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU has no flush-denormal mode")
+    try:
+        flushed = Problem("adam", dtype, device=device).run(implementation(backend), config)
+    finally:
+        torch.set_flush_denormal(False)
+    assert_same(flushed, default)
