@@ -1,4 +1,4 @@
-"""Command line: `python -m bitkernels {demo,backends,bench}`."""
+"""Command line: `python -m bitkernels {demo,report,precision,backends,bench}`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,74 @@ _DEMO_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import demo, report
+
+    console = Console()
+    cfg = demo.DemoConfig(steps=args.steps, model=args.model, batch=args.batch, lr=args.lr,
+                          optimizer=args.optimizer, text=args.text, device=args.device,
+                          seed=args.seed, log_every=args.log_every,
+                          configs=tuple(args.configs.split(",")))
+    unknown = [c for c in cfg.configs if c not in demo.CONFIGS]
+    if unknown:
+        raise SystemExit(f"--configs: unknown {unknown}; choose from {list(demo.CONFIGS)}")
+    text, source = demo.load_text(cfg.text)
+    data = demo.CharData(text)
+    info = demo.describe(cfg, data, source)
+    console.print(f"Training a {info['parameters']:,}-parameter character transformer on "
+                  f"{source} ({info['text_chars']:,} characters), {cfg.steps} steps per run: "
+                  + ", ".join(cfg.configs), highlight=False)
+    writer = None
+    if args.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        from .integrations.tensorboard import log_bit_stats
+    runs = []
+    columns = (TextColumn("{task.description:16s}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:.3f}"),
+               TextColumn("lost {task.fields[lost]:5.1f}%"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        for name in cfg.configs:
+            task = progress.add_task(name, total=cfg.steps, loss=float("nan"), lost=float("nan"))
+            if args.tensorboard:
+                writer = SummaryWriter(str(Path(args.tensorboard) / name.replace(" ", "_")))
+
+            def on_step(step, loss, lost, task=task, writer=writer):
+                progress.update(task, completed=step, loss=loss, lost=100 * lost)
+                if writer is not None:
+                    writer.add_scalar("loss", loss, step)
+
+            log = demo.train(cfg, name, data, on_step=on_step)
+            if writer is not None:
+                from .stats import BitStats
+
+                for entry in log.logged:
+                    log_bit_stats(writer, {n: BitStats.from_dict(t)
+                                           for n, t in entry["tensors"].items()}, entry["step"])
+                writer.close()
+            runs.append(log)
+    out = Path(args.out)
+    report.save(out, info, runs)
+    written = report.render(out)
+    console.print(f"Wrote {written['report']} with {len(report.FIGURES)} figures, "
+                  f"{out / 'stats.json'} and {written['csv']}", highlight=False)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from . import report
+
+    written = report.render(args.dir)
+    print(f"Rendered {written['report']}, {len(report.FIGURES)} figures and {written['csv']} "
+          f"from {args.dir}/stats.json")
+    return 0
+
+
+def _precision(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
@@ -101,16 +169,45 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_configs() -> tuple[str, ...]:
+    from .demo import CONFIGS
+
+    return tuple(CONFIGS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bitkernels", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="show how much of one optimizer-sized step reaches the "
-                                       "stored bits in fp32, bf16 and fp16")
-    demo.add_argument("--numel", type=int, default=1 << 20)
+    demo = sub.add_parser("demo", help="train a small transformer once per way of storing its "
+                                       "weights (fp32, bf16 nearest / stochastic / Kahan) and "
+                                       "report where the updates land")
+    demo.add_argument("--steps", type=int, default=300)
+    demo.add_argument("--model", default="small", choices=["tiny", "small", "base"])
+    demo.add_argument("--batch", type=int, default=32)
+    demo.add_argument("--lr", type=float, default=1e-3)
+    demo.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    demo.add_argument("--text", help="train on this text file (default: the Python standard "
+                                     "library's sources)")
     demo.add_argument("--device", default="cpu")
-    demo.add_argument("--backend", default="auto")
+    demo.add_argument("--out", default="reports/demo")
+    demo.add_argument("--configs", default=",".join(_demo_configs()),
+                      help="comma-separated runs")
+    demo.add_argument("--log-every", type=int, default=5, help="steps per logged interval")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files "
+                                                          "here (needs tensorboard)")
     demo.set_defaults(run=_demo)
+    report = sub.add_parser("report", help="render a demo's figures and report.md again from "
+                                           "its stats.json")
+    report.add_argument("dir")
+    report.set_defaults(run=_report)
+    precision = sub.add_parser("precision", help="how much of one optimizer-sized step reaches "
+                                                 "the stored bits in fp32, bf16 and fp16")
+    precision.add_argument("--numel", type=int, default=1 << 20)
+    precision.add_argument("--device", default="cpu")
+    precision.add_argument("--backend", default="auto")
+    precision.add_argument("--seed", type=int, default=0)
+    precision.set_defaults(run=_precision)
     sub.add_parser("backends", help="which backends can run here").set_defaults(run=_backends)
     bench = sub.add_parser("bench", help="time the kernels against torch, the do-it-yourself "
                                          "path and a copy of the same bytes (roofline)")

@@ -13,8 +13,8 @@ def run_cli(*args: str) -> str:
     return result.stdout
 
 
-def test_demo_prints_the_lr_table():
-    out = run_cli("demo", "--numel", "4096")
+def test_precision_prints_the_lr_table():
+    out = run_cli("precision", "--numel", "4096")
     for needle in ("fp32", "bf16", "fp16", "1e-05", "unchanged%", "lost%"):
         assert needle in out, out
 
