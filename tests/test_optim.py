@@ -303,6 +303,58 @@ def test_bad_input_is_rejected_before_any_parameter_changes():
     assert not opt.state  # no state was created either
 
 
+@pytest.mark.parametrize("corrupt,error,message", [
+    (lambda s: s.update(exp_avg=torch.zeros(3)), ValueError,
+     r"parameter 0.weight: state 'exp_avg' has shape \(3,\), the parameter \(24, 12\)"),
+    (lambda s: s.update(exp_avg_sq=s["exp_avg_sq"].half()), TypeError,
+     "state 'exp_avg_sq' has dtype torch.float16; it must be torch.float32"),
+    (lambda s: s.update(exp_avg=s["exp_avg"].t().contiguous().t()), ValueError,
+     "state 'exp_avg' is not contiguous"),
+    (lambda s: s.update(step=torch.zeros(2)), ValueError, "state 'step' must be a scalar"),
+], ids=["shape", "dtype", "strides", "step"])
+def test_a_broken_state_is_rejected_before_anything_changes(corrupt, error, message):
+    """States that a load_state_dict of another model (or a hand edit) left wrong stop the
+    step with the parameter's name, before any parameter, state or counter is written."""
+    model = mlp()
+    opt = bk.optim.AdamW(list(model.named_parameters()), lr=1e-2)
+    train(model, opt, steps=1)
+    corrupt(opt.state[model[0].weight])
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    params = [p.detach().clone() for p in model.parameters()]
+    states = {k: v.clone() for k, v in opt.state[model[2].weight].items()}
+    counters = next(iter(opt._stat_tables.values()))[0].clone()
+    with pytest.raises(error, match=message):
+        opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), params))
+    assert all(torch.equal(v, states[k]) for k, v in opt.state[model[2].weight].items())
+    assert torch.equal(next(iter(opt._stat_tables.values()))[0], counters)
+
+
+def test_a_state_dict_of_another_model_is_rejected_at_the_step():
+    small, large = torch.nn.Linear(4, 3), torch.nn.Linear(5, 3)
+    source = bk.optim.AdamW(large.parameters())
+    large(torch.randn(2, 5)).sum().backward()
+    source.step()
+    opt = bk.optim.AdamW(small.parameters())
+    opt.load_state_dict(source.state_dict())  # torch checks counts, not shapes
+    small(torch.randn(2, 4)).sum().backward()
+    before = small.weight.detach().clone()
+    with pytest.raises(ValueError, match=r"g0.0: state 'exp_avg' has shape \(3, 5\)"):
+        opt.step()
+    assert torch.equal(small.weight, before)
+
+
+def test_mixed_devices_in_one_group_are_rejected():
+    on_cpu = torch.nn.Parameter(torch.zeros(3))
+    on_meta = torch.nn.Parameter(torch.zeros(3, device="meta"))
+    on_cpu.grad, on_meta.grad = torch.ones(3), torch.ones(3, device="meta")
+    opt = bk.optim.SGD([on_cpu, on_meta], lr=0.1)
+    with pytest.raises(ValueError, match="param group 0 has parameters on cpu and meta"):
+        opt.step()
+    assert torch.equal(on_cpu, torch.zeros(3)) and not opt.state
+
+
 @pytest.mark.parametrize("factory,kwargs,message", [
     (bk.optim.SGD, dict(lr=-1.0), "Invalid learning rate"),
     (bk.optim.SGD, dict(lr=0.1, nesterov=True), "Nesterov momentum requires"),
@@ -336,3 +388,37 @@ def test_layout_of_the_stats_tables():
     train(model, opt, steps=1)
     counters, sums = next(iter(opt._stat_tables.values()))
     assert counters.shape == (4, Layout.NUM_COUNTERS) and sums.shape == (4, Layout.NUM_SUMS)
+
+
+# ---- concurrency -------------------------------------------------------------------------------
+@pytest.mark.parametrize("threads", [2, 4])
+def test_optimizers_stepping_in_parallel_threads_match_sequential_steps(threads):
+    """Independent optimizers stepped from several Python threads at once (the kernels release
+    the GIL and each runs its own OpenMP team) give the bits and counters of one-by-one steps."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def make(i):  # 262K-element weights: several 64K chunks, so the OpenMP teams do overlap
+        torch.manual_seed(i)
+        model = torch.nn.Sequential(torch.nn.Linear(512, 512), torch.nn.Linear(512, 8))
+        model = model.to(torch.bfloat16)
+        return model, [bk.optim.AdamW(model.parameters(), lr=1e-2, rounding="stochastic",
+                                      seed=i, backend="cpu"),
+                       bk.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9, kahan=True,
+                                    backend="cpu")][i % 2]
+
+    together, alone = [make(i) for i in range(threads)], [make(i) for i in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        for step in range(5):
+            for runs in (together, alone):
+                for i, (model, _) in enumerate(runs):
+                    g = torch.Generator().manual_seed(100 * step + i)
+                    for p in model.parameters():
+                        p.grad = torch.randn(p.shape, generator=g).to(p.dtype)
+            list(pool.map(lambda run: run[1].step(), together))
+            for _, opt in alone:
+                opt.step()
+    for (m1, o1), (m2, o2) in zip(together, alone):
+        for a, b in zip(m1.parameters(), m2.parameters()):
+            assert torch.equal(a.view(torch.int16), b.view(torch.int16))
+        for (name, s1), s2 in zip(o1.bit_stats().items(), o2.bit_stats().values()):
+            assert s1.equal(s2), name

@@ -133,10 +133,48 @@ class BitOptimizer(torch.optim.Optimizer):
             if grad.device != p.device:
                 raise ValueError(f"parameter {name}: gradient is on {grad.device}, the parameter "
                                  f"on {p.device}")
+            self._check_state(name, p)
             buckets[(p.device, p.dtype)].append((position, p))
+        devices = sorted({str(device) for device, _ in buckets})
+        if len(devices) > 1:
+            raise ValueError(f"param group {index} has parameters on {' and '.join(devices)}: "
+                             "one step runs on one device; put them in separate param groups")
         for device, _ in buckets:
             backends.resolve(self.backend, device)  # raises if no backend can run there
         return buckets
+
+    # State tensors of a parameter: fp32 with the parameter's shape, and the Kahan buffer in the
+    # parameter's dtype. A state_dict of another model (or of another parameter order) would
+    # otherwise reach the kernels with the wrong sizes.
+    _FP32_STATES = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+
+    def _check_state(self, name: str, p: torch.Tensor) -> None:
+        state = self.state.get(p)
+        if not state:
+            return
+        expected = {key: torch.float32 for key in self._FP32_STATES}
+        expected["kahan_comp"] = p.dtype
+        for key, dtype in expected.items():
+            value = state.get(key)
+            if value is None:
+                continue
+            where = f"parameter {name}: state {key!r}"
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"{where} is a {type(value).__name__}, not a tensor")
+            if value.shape != p.shape:
+                raise ValueError(f"{where} has shape {tuple(value.shape)}, the parameter "
+                                 f"{tuple(p.shape)} (was a state_dict of another model or "
+                                 "parameter order loaded?)")
+            if value.dtype != dtype:
+                raise TypeError(f"{where} has dtype {value.dtype}; it must be {dtype}")
+            if value.device != p.device:
+                raise ValueError(f"{where} is on {value.device}, the parameter on {p.device}")
+            if not value.is_contiguous():
+                raise ValueError(f"{where} is not contiguous")
+        step = state.get("step")
+        if step is not None and (not isinstance(step, (torch.Tensor, int, float))
+                                 or (isinstance(step, torch.Tensor) and step.numel() != 1)):
+            raise ValueError(f"parameter {name}: state 'step' must be a scalar, got {step!r}")
 
     def _run(self, index, group, plan, offset, grad_scale) -> None:
         for (device, dtype), bucket in plan.items():
@@ -206,7 +244,7 @@ class BitOptimizer(torch.optim.Optimizer):
             for pid, p in zip(saved["params"], group["params"]):
                 for key, value in exact.get(pid, {}).items():
                     self.state[p][key] = value.to(device=p.device, dtype=torch.float32,
-                                                  copy=True)
+                                                  copy=True).contiguous()
         extra = state_dict.get("bitkernels")
         if extra is not None:
             self.seed = int(extra["seed"])
