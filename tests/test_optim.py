@@ -422,3 +422,42 @@ def test_optimizers_stepping_in_parallel_threads_match_sequential_steps(threads)
             assert torch.equal(a.view(torch.int16), b.view(torch.int16))
         for (name, s1), s2 in zip(o1.bit_stats().items(), o2.bit_stats().values()):
             assert s1.equal(s2), name
+
+
+# ---- large tensors -----------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("isa", bk.backends.cpu_isas())
+def test_a_step_over_more_than_2_31_elements_counts_every_element(isa):
+    """A bf16 parameter of 2^31 + 1000 elements (64-bit indices in every loop) whose gradient
+    is zero except on a sample around 2^31 and at the ends: the parameter's bits on the sample
+    and the tensor's counters equal the reference's on the sample alone (every other element
+    has a zero update)."""
+    n = 2**31 + 1000
+    try:
+        p = torch.nn.Parameter(torch.zeros(n, dtype=torch.bfloat16))
+        p.grad = torch.zeros(n, dtype=torch.bfloat16)
+    except RuntimeError as e:  # out of memory
+        pytest.skip(f"cannot allocate 2 x {n} bf16: {e}")
+    g = torch.Generator().manual_seed(0)
+    idx = torch.cat([torch.arange(0, 300), torch.arange(2**31 - 300, 2**31 + 300),
+                     torch.arange(n - 300, n)])
+    values = (torch.randn(len(idx), generator=g) * 0.02).bfloat16()
+    grads = (torch.randn(len(idx), generator=g) * 1e-2).bfloat16()
+    with torch.no_grad():
+        p[idx] = values
+    p.grad[idx] = grads
+    bk.backends.cpu_isa(isa)
+    try:
+        opt = bk.optim.SGD([p], lr=0.1, backend="cpu")
+        opt.step()
+    finally:
+        bk.backends.cpu_isa("native")
+    sample = torch.nn.Parameter(values.clone())
+    sample.grad = grads.clone()
+    ref = bk.optim.SGD([sample], lr=0.1, backend="reference")
+    ref.step()
+    assert torch.equal(p.detach()[idx].view(torch.int16), sample.detach().view(torch.int16))
+    ours, theirs = opt.bit_stats(p).counters, ref.bit_stats(sample).counters.clone()
+    theirs[Layout.NUMEL] += n - len(idx)
+    theirs[Layout.ZERO] += n - len(idx)
+    assert torch.equal(ours, theirs)
