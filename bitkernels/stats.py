@@ -208,6 +208,17 @@ class BitStats:
         self.sums.zero_()
         return self
 
+    def all_reduce_(self, group=None) -> BitStats:
+        """Combines the statistics of every rank of torch.distributed's process group `group`
+        (the default group when None), in place, on every rank: counters and sums are summed,
+        except ``steps``, which takes the maximum. Shards of one tensor (FSDP2) then add up to
+        the whole tensor; replicas (DDP) count each element once per rank, which leaves every
+        fraction as it was. For an optimizer's live views use bit_stats(reduce=True), which
+        reduces copies (reducing the live counters would count the other ranks again at the
+        next reduction)."""
+        reduce_tables_(self.counters, self.sums, group)
+        return self
+
     def merge_(self, other: BitStats) -> BitStats:
         """Adds other's counters into self (other is moved to self's device if needed)."""
         if not isinstance(other, BitStats):
@@ -260,6 +271,18 @@ class BitStats:
         return (f"BitStats({self.format.name}, steps={d['steps']}, numel={d['numel']}, "
                 f"changed={d['changed']}, lost={d['lost']}, popcount={sum(d['flips'])}, "
                 f"device={self.device})")
+
+
+def reduce_tables_(counters: torch.Tensor, sums: torch.Tensor, group=None) -> None:
+    """all_reduce of statistics buffers (one row or a table of rows): sums, and the maximum of
+    the steps column. Two collectives plus one for the steps."""
+    import torch.distributed as dist
+
+    steps = counters[..., Layout.STEPS].clone()
+    dist.all_reduce(steps, op=dist.ReduceOp.MAX, group=group)
+    dist.all_reduce(counters, op=dist.ReduceOp.SUM, group=group)
+    dist.all_reduce(sums, op=dist.ReduceOp.SUM, group=group)
+    counters[..., Layout.STEPS] = steps
 
 
 def _view_property(buffer: str, slot: int, doc: str) -> property:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import torch
+
 from ..rules import adam_bias_correction2_sqrt, adam_step_size
-from .base import BitOptimizer, check_betas, check_hyper, reject_unsupported
+from .base import BitOptimizer, check_betas, check_hyper, local, reject_unsupported
 
 
 class Adam(BitOptimizer):
@@ -38,7 +40,7 @@ class Adam(BitOptimizer):
         super()._init_state(p)
         # amsgrad may be switched on in a group after the first step
         if "max_exp_avg_sq" not in self.state[p] and self._group_of(p).get("amsgrad"):
-            self.state[p]["max_exp_avg_sq"] = self.state[p]["exp_avg_sq"].new_zeros(p.shape)
+            self.state[p]["max_exp_avg_sq"] = torch.zeros_like(self.state[p]["exp_avg_sq"])
 
     def _group_of(self, p):
         return self.param_groups[self._locate(p)[0]]
@@ -48,9 +50,9 @@ class Adam(BitOptimizer):
         lr = group["lr"]
         states = [self.state[p] for _, p in bucket]
         steps = [float(s["step"]) for s in states]
-        impl.adam_step(common["params"], common["grads"], [s["exp_avg"] for s in states],
-                       [s["exp_avg_sq"] for s in states],
-                       [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [],
+        impl.adam_step(common["params"], common["grads"], [local(s["exp_avg"]) for s in states],
+                       [local(s["exp_avg_sq"]) for s in states],
+                       [local(s["max_exp_avg_sq"]) for s in states] if group["amsgrad"] else [],
                        common["kahan_comps"], common["counters"], common["sums"],
                        common["stat_rows"], common["rng_keys"],
                        [adam_step_size(lr, beta1, t) for t in steps],

@@ -11,9 +11,17 @@ import torch
 from .. import backends
 from ..formats import FORMATS
 from ..rules import stream_key
-from ..stats import BitStats, Layout
+from ..stats import BitStats, Layout, reduce_tables_
 
 ROUNDINGS = ("nearest", "stochastic")
+
+
+def local(x: torch.Tensor) -> torch.Tensor:
+    """The local shard of a DTensor (parameters under FSDP2's fully_shard or tensor
+    parallelism, and the states made like them), the tensor itself otherwise: the kernels step
+    each rank's shard, and its statistics describe that shard until reduced."""
+    to_local = getattr(x, "to_local", None)
+    return to_local() if to_local is not None else x
 
 
 def check_hyper(name: str, value: float, low: float = 0.0, high: float | None = None,
@@ -169,7 +177,7 @@ class BitOptimizer(torch.optim.Optimizer):
                 raise TypeError(f"{where} has dtype {value.dtype}; it must be {dtype}")
             if value.device != p.device:
                 raise ValueError(f"{where} is on {value.device}, the parameter on {p.device}")
-            if not value.is_contiguous():
+            if not local(value).is_contiguous():
                 raise ValueError(f"{where} is not contiguous")
         step = state.get("step")
         if step is not None and (not isinstance(step, (torch.Tensor, int, float))
@@ -186,11 +194,13 @@ class BitOptimizer(torch.optim.Optimizer):
             counters = sums = None
             if self.track_bits:
                 counters, sums = self._table(index, device, len(group["params"]))
-            params = [p if p.is_contiguous() else p.contiguous() for _, p in bucket]
+            shards = [local(p) for _, p in bucket]
+            params = [x if x.is_contiguous() else x.contiguous() for x in shards]
             common = dict(
                 params=params,
-                grads=[p.grad.contiguous() for _, p in bucket],
-                kahan_comps=[self.state[p]["kahan_comp"] for _, p in bucket] if kahan else [],
+                grads=[local(p.grad).contiguous() for _, p in bucket],
+                kahan_comps=([local(self.state[p]["kahan_comp"]) for _, p in bucket] if kahan
+                             else []),
                 counters=counters,
                 sums=sums,
                 stat_rows=[position for position, _ in bucket],
@@ -201,9 +211,9 @@ class BitOptimizer(torch.optim.Optimizer):
                 stochastic=self.rounding == "stochastic",
             )
             self._launch(impl, group, bucket, common)
-            for (_, p), written in zip(bucket, params):
-                if written is not p:  # a non-contiguous parameter was stepped as a copy
-                    p.copy_(written)
+            for shard, written in zip(shards, params):
+                if written is not shard:  # a non-contiguous parameter was stepped as a copy
+                    shard.copy_(written)
 
     def _init_state(self, p: torch.Tensor) -> None:
         state = self.state[p]
@@ -212,9 +222,10 @@ class BitOptimizer(torch.optim.Optimizer):
             state["step"] = torch.tensor(0.0, dtype=torch.float32)
         for key in self._state_buffers:
             if key not in state:
-                state[key] = torch.zeros(p.shape, dtype=torch.float32, device=p.device)
+                state[key] = torch.zeros_like(p, dtype=torch.float32,
+                                              memory_format=torch.contiguous_format)
         if self.kahan and FORMATS[p.dtype].width == 16 and "kahan_comp" not in state:
-            state["kahan_comp"] = torch.zeros(p.shape, dtype=p.dtype, device=p.device)
+            state["kahan_comp"] = torch.zeros_like(p, memory_format=torch.contiguous_format)
 
     # ---- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -282,8 +293,9 @@ class BitOptimizer(torch.optim.Optimizer):
                     return index, position
         raise ValueError("the tensor is not a parameter of this optimizer")
 
-    def _stats_of(self, index: int, position: int, p: torch.Tensor) -> BitStats:
-        table = self._stat_tables.get((index, p.device))
+    def _stats_of(self, index: int, position: int, p: torch.Tensor,
+                  tables: dict | None = None) -> BitStats:
+        table = (self._stat_tables if tables is None else tables).get((index, p.device))
         if table is None or position >= table[0].shape[0]:
             return BitStats(p.dtype, p.device)
         return BitStats(p.dtype, counters=table[0][position], sums=table[1][position])
@@ -293,13 +305,22 @@ class BitOptimizer(torch.optim.Optimizer):
             for position, p in enumerate(group["params"]):
                 yield self._name(index, position, group), index, position, p
 
-    def bit_stats(self, p: torch.Tensor | None = None):
+    def bit_stats(self, p: torch.Tensor | None = None, *, reduce: bool = False, group=None):
         """The accumulated BitStats of parameter p (live views: they keep counting), or, without
         p, a dict of every parameter's, keyed by name (named_parameters() names when the
-        optimizer was given them, else "g{group}.{index}")."""
+        optimizer was given them, else "g{group}.{index}"). Under torch.distributed, each rank
+        counts its own elements (a DDP replica, an FSDP2 shard); reduce=True returns copies
+        combined over `group`'s ranks (BitStats.all_reduce_): whole-model figures. It is a
+        collective: every rank must call it."""
+        tables = self._stat_tables
+        if reduce:
+            tables = {key: (counters.clone(), sums.clone())
+                      for key, (counters, sums) in self._stat_tables.items()}
+            for counters, sums in tables.values():
+                reduce_tables_(counters, sums, group)
         if p is not None:
-            return self._stats_of(*self._locate(p), p)
-        return {name: self._stats_of(index, position, q)
+            return self._stats_of(*self._locate(p), p, tables)
+        return {name: self._stats_of(index, position, q, tables)
                 for name, index, position, q in self._parameters()}
 
     def reset_bit_stats(self) -> None:

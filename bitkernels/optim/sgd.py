@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import BitOptimizer, check_hyper, reject_unsupported
+from .base import BitOptimizer, check_hyper, local, reject_unsupported
 
 
 class SGD(BitOptimizer):
@@ -38,9 +38,9 @@ class SGD(BitOptimizer):
                 state = self.state[p]
                 first.append(state.get("momentum_buffer") is None)
                 if first[-1]:
-                    state["momentum_buffer"] = torch.zeros(p.shape, dtype=torch.float32,
-                                                           device=p.device)
-                buffers.append(state["momentum_buffer"])
+                    state["momentum_buffer"] = torch.zeros_like(
+                        p, dtype=torch.float32, memory_format=torch.contiguous_format)
+                buffers.append(local(state["momentum_buffer"]))
         else:
             first = [False] * len(bucket)
         impl.sgd_step(common["params"], common["grads"], buffers, common["kahan_comps"],
