@@ -1,5 +1,7 @@
 # make demo   set up .venv if needed, then run the demo (CPU by default)
 # make test   set up .venv if needed, then run the whole test suite
+# make test-sanitize  the op and fuzz tests with the C++ built under ASan + UBSan (in a copy of
+#                     the tree, so the normal build is left alone)
 # make bench  the quick benchmark suite: the roofline table of `python -m bitkernels bench`
 # make bench-full  every size 4K..64M, GPT-2 small's parameter list, and the pytest-benchmark suite
 #
@@ -12,7 +14,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bitkernels-installed
 SOURCES := setup.py pyproject.toml requirements-dev.txt $(shell find csrc -type f)
 
-.PHONY: setup demo test bench bench-full clean
+.PHONY: setup demo test test-sanitize bench bench-full clean
 
 setup: $(STAMP)
 
@@ -29,6 +31,23 @@ demo: setup
 test: setup
 	$(PY) -m pytest tests
 	$(PY) -m pytest bench --benchmark-disable -q
+
+# The sanitized build lives in a copy of the tracked tree (build/sanitize) and is imported from
+# there through PYTHONPATH, ahead of the editable install of this tree in the same venv. Only the
+# C++ is instrumented, so the Triton-interpreter cases are left out: they never reach it.
+SANITIZE_TREE := build/sanitize
+SANITIZE_TESTS := tests/test_steps.py tests/test_bitflip_stats.py tests/test_step_properties.py \
+                  tests/test_fuzz.py tests/test_optim.py
+
+test-sanitize: setup
+	rm -rf $(SANITIZE_TREE) && mkdir -p $(SANITIZE_TREE)
+	git ls-files -z | xargs -0 cp --parents -t $(SANITIZE_TREE)
+	cd $(SANITIZE_TREE) && BITKERNELS_SANITIZE=1 BITKERNELS_CUDA=0 \
+	    $(abspath $(PY)) setup.py --quiet build_ext --inplace
+	cd $(SANITIZE_TREE) && PYTHONPATH=. \
+	    LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libubsan.so)" \
+	    ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(abspath $(PY)) -m pytest -q -p no:cacheprovider -k "not triton" $(SANITIZE_TESTS)
 
 bench: setup
 	mkdir -p reports
