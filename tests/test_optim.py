@@ -220,6 +220,43 @@ def test_frozen_parameters_are_left_alone():
     assert int(opt.bit_stats(model[0].weight).steps) == 0
 
 
+# ---- non-finite values ---------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("name,kwargs", TORCH_PAIRS, ids=lambda x: str(x))
+def test_non_finite_values_behave_as_in_torch_optim(backend, name, kwargs):
+    """NaN and +-inf in gradients and parameters: the parameters go where torch.optim's go (NaN
+    where it has NaN, the same infinities, the same finite values elsewhere), nothing raises, and
+    `nonfinite` counts the elements whose update or new value is not finite."""
+    def start():
+        p = torch.nn.Parameter(torch.linspace(-1.0, 1.0, 40))
+        with torch.no_grad():
+            p[3], p[4] = float("inf"), float("-inf")
+        return p
+
+    def grads(step):
+        g = torch.linspace(-0.5, 0.7, 40) * (step + 1)
+        g[10], g[11], g[12] = float("nan"), float("inf"), float("-inf")
+        if step == 1:
+            g[20] = float("nan")  # reaches a parameter that was finite a step ago
+        return g
+
+    ours_p, theirs_p = start(), start()
+    ours = getattr(bk.optim, name)([ours_p], backend=backend, **kwargs)
+    theirs = getattr(torch.optim, name)([theirs_p], foreach=False, **kwargs)
+    for step in range(3):
+        ours_p.grad, theirs_p.grad = grads(step), grads(step)
+        ours.step()
+        theirs.step()
+    a, b = ours_p.detach(), theirs_p.detach()
+    assert torch.equal(a.isnan(), b.isnan())
+    assert torch.equal(a.isinf(), b.isinf()) and torch.equal(a[a.isinf()], b[b.isinf()])
+    finite = torch.isfinite(b)
+    torch.testing.assert_close(a[finite], b[finite], rtol=1e-5, atol=1e-6)
+    stats = next(iter(ours.bit_stats().values()))
+    # Every element that is non-finite after the last step was counted in it.
+    assert int(stats.nonfinite) >= int((~finite).sum()) > 0
+
+
 # ---- AMP -------------------------------------------------------------------------------------
 def test_found_inf_skips_everything():
     model = mlp()

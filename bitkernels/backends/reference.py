@@ -158,6 +158,12 @@ def _record(counters, sums, row, old, new, d, g):
     s[Layout.SUM_G2] += (g[ok].double() ** 2).sum()
 
 
+def _decoupled_decay_term(neg_lr_weight_decay: float, p: torch.Tensor) -> torch.Tensor:
+    """-lr * wd * p, and 0 where p is not finite: torch scales the parameter, which leaves an
+    infinite one infinite, where +inf + -inf in d would write NaN (rules.h)."""
+    return torch.where(p - p == 0, neg_lr_weight_decay * p, 0.0)
+
+
 def _run_step(params, grads, kahan_comps, counters, sums, stat_rows, rng_keys, grad_scale,
               found_inf, stochastic, element):
     """element(i, p, g) -> d computes tensor i's update (and updates its state in place);
@@ -228,7 +234,7 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, kahan_comps
         root = torch.sqrt(second.double()).float()
         denom = root / torch.full_like(p, bias_correction2_sqrt) + h.eps
         step = neg_step_size * m / denom
-        return h.neg_lr_weight_decay * p + step if h.decoupled_decay else step
+        return _decoupled_decay_term(h.neg_lr_weight_decay, p) + step if h.decoupled_decay else step
 
     _run_step(params, grads, kahan_comps, counters, sums, stat_rows, rng_keys, grad_scale,
               found_inf, stochastic, element)
@@ -246,7 +252,7 @@ def lion_step(params, grads, exp_avgs, kahan_comps, counters, sums, stat_rows, r
         m.copy_(h.beta2 * m + h.one_minus_beta2 * g)
         sign = torch.where(c > 0, 1.0, torch.where(c < 0, -1.0, c * 0.0))
         step = h.neg_lr * sign
-        return h.neg_lr_weight_decay * p + step if h.decay else step
+        return _decoupled_decay_term(h.neg_lr_weight_decay, p) + step if h.decay else step
 
     _run_step(params, grads, kahan_comps, counters, sums, stat_rows, rng_keys, grad_scale,
               found_inf, stochastic, element)

@@ -316,6 +316,12 @@ def _pick(flag: tl.constexpr, if_set, if_clear):
 
 
 @triton.jit
+def _decoupled_decay_term(neg_lr_weight_decay, p):
+    # 0 where p is not finite, as rules.h: torch's p * (1 - lr * wd) leaves infinities alone
+    return tl.where(p - p == 0.0, neg_lr_weight_decay * p, 0.0)
+
+
+@triton.jit
 def step_kernel(chunks, ptrs, meta, adam_scalars, hyper, counters, sums, grad_scale_ptr,
                 found_inf_ptr, RULE: tl.constexpr, FLAG_0: tl.constexpr, FLAG_1: tl.constexpr,
                 FLAG_2: tl.constexpr, FLAG_3: tl.constexpr, MAXIMIZE: tl.constexpr,
@@ -404,7 +410,7 @@ def step_kernel(chunks, ptrs, meta, adam_scalars, hyper, counters, sums, grad_sc
             bias_correction2_sqrt = tl.load(adam_scalars + 2 * t + 1)
             denom = tl.div_rn(tl.sqrt_rn(second), bias_correction2_sqrt) + h3
             step = tl.div_rn(neg_step_size * m, denom)
-            d = _pick(FLAG_2, h5 * p + step, step)
+            d = _pick(FLAG_2, _decoupled_decay_term(h5, p) + step, step)
         else:  # Lion. h: beta1, 1 - beta1, beta2, 1 - beta2, -lr, -lr*wd
             m = tl.load(s0_ptr + offs, mask=valid, other=0.0)
             interp = h0 * m + h1 * g
@@ -412,7 +418,7 @@ def step_kernel(chunks, ptrs, meta, adam_scalars, hyper, counters, sums, grad_sc
             tl.store(s0_ptr + offs, m, mask=valid)
             sign = tl.where(interp > 0, 1.0, tl.where(interp < 0, -1.0, interp * 0.0))
             step = h4 * sign
-            d = _pick(FLAG_0, h5 * p + step, step)
+            d = _pick(FLAG_0, _decoupled_decay_term(h5, p) + step, step)
         if KAHAN:
             comp_bits = tl.load(comp_ptr + offs, mask=valid, other=0).to(tl.int32)
             if WIDTH == 16:

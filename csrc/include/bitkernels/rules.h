@@ -100,6 +100,15 @@ struct AdamHyper {
   Flag maximize;
 };
 
+// The decoupled decay term -lr * wd * p of AdamW and Lion. torch scales the parameter first
+// (p * (1 - lr * wd)), which leaves an infinite parameter infinite; as a term of d, +inf + -inf
+// would write NaN there instead. The decay of a parameter that is not finite moves it nowhere:
+// its term is 0.
+template <class V>
+BK_INLINE V decoupled_decay_term(float neg_lr_weight_decay, V p) {
+  return select(p - p == V(0.0f), neg_lr_weight_decay * p, V(0.0f));
+}
+
 struct AdamStep {  // per tensor, from its step count t
   float neg_step_size;          // -lr / (1 - beta1^t)
   float bias_correction2_sqrt;  // sqrt(1 - beta2^t)
@@ -120,7 +129,7 @@ BK_INLINE V adam_update(const AdamHyper& h, const AdamStep& s, V p, V g, V& m, V
   }
   const V denom = sqrt_of(second_moment) / s.bias_correction2_sqrt + h.eps;
   const V step = s.neg_step_size * m / denom;
-  return pick(h.decoupled_decay, h.neg_lr_weight_decay * p + step, step);
+  return pick(h.decoupled_decay, decoupled_decay_term(h.neg_lr_weight_decay, p) + step, step);
 }
 
 // ---- Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms") -----------------------
@@ -141,7 +150,7 @@ BK_INLINE V lion_update(const LionHyper& h, V p, V g, V& m) {
   const V c = h.beta1 * m + h.one_minus_beta1 * g;
   m = h.beta2 * m + h.one_minus_beta2 * g;
   const V step = h.neg_lr * sign_of(c);
-  return pick(h.decay, h.neg_lr_weight_decay * p + step, step);
+  return pick(h.decay, decoupled_decay_term(h.neg_lr_weight_decay, p) + step, step);
 }
 
 // ---- host: hyper-parameters (float64 in) rounded once to the fp32 the rules use -------------------
