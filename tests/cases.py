@@ -3,12 +3,23 @@ cannot run here are skipped with the reason bitkernels.backends gives."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from bitkernels import backends
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
+
+
+def examples(default: int) -> int:
+    """max_examples of a property test: `default` normally; under HYPOTHESIS_PROFILE=thorough
+    (or any other profile of conftest.py) that profile's count, for long fuzzing runs."""
+    if os.environ.get("HYPOTHESIS_PROFILE", "default") == "default":
+        return default
+    from hypothesis import settings
+    return settings.default.max_examples
 
 
 def _case(name: str, device: str):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import bitkernels as bk
 from bitkernels.stats import Layout
+from cases import examples
 from oracle import SUM_ATOL_PER_ELEMENT, SUM_RTOL
 from step_cases import bits, state_bits
 from test_step_properties import SPECIALS
@@ -92,7 +93,7 @@ def build(spec, dtype, backend):
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_CASES)
-@settings(max_examples=50)
+@settings(max_examples=examples(50))
 @given(spec=parameters(), optimizer=optimizer_spec(), dtype=st.sampled_from(DTYPES))
 def test_optimizers_on_any_input_match_the_reference(backend, device, spec, optimizer, dtype):
     cls, kwargs = optimizer

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cases import DTYPES
+from cases import DTYPES, examples
 from step_cases import CONFIGS, Problem, implementation, landing_modes
 from test_steps import KERNEL_CASES, REFERENCE, assert_same
 
@@ -47,7 +47,7 @@ def drawn_tensor(data, n: int, label: str) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_CASES)
-@settings(max_examples=150)
+@settings(max_examples=examples(150))
 @given(data=st.data())
 def test_steps_match_reference_for_any_values(backend, device, data):
     config = data.draw(st.sampled_from(CONFIGS), label="config")

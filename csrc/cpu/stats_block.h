@@ -97,10 +97,11 @@ struct StatsBlock {
 // change q - p is taken in fp32: exact when old and new are within a factor of 2 (Sterbenz),
 // within half an fp32 ulp otherwise, and an overflow sends the block to exact_sums().
 constexpr float kSquareScale = 1099511627776.0f;  // 2^40
-// Elements per fp32 partial sum in the general loops. With at most kSumSpan / lanes terms per
-// fp32 lane the totals stay within ~4e-6 relative even with 4 lanes (SSE2): whole 1920-element
-// blocks reached 1.6e-5.
-constexpr int kSumSpan = 256;
+// Elements per fp32 partial sum in the general loops: at most 64 terms per fp32 accumulator even
+// where the compiler does not vectorize the loop (the -O1 sanitizer build), so the totals stay
+// within 64 * 2^-24 ~ 4e-6 relative. Spans of 256 reached 1.04e-5 there (300 equal Lion
+// updates), whole 1920-element blocks 1.6e-5.
+constexpr int kSumSpan = 64;
 constexpr double kSquareUnscale = 8.2718061255302767e-25;  // 2^-80
 
 BK_ALWAYS_INLINE float scaled_square(float x) {
