@@ -110,6 +110,12 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _color(name: str) -> str:
     return COLORS.get(name, "#555555")
 
@@ -128,26 +134,31 @@ def figure_loss(data, series, path: Path) -> None:
     ax.set_ylabel("training loss (cross-entropy, nats per character)")
     ax.set_title("Loss per run (faint: every step; bold: moving average)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
-def figure_lost(data, series, path: Path) -> None:
+def _figure_per_run(data, series, path: Path, value, ylabel: str, title: str,
+                    **style) -> None:
+    """One line per run over the logged steps: value(stats) of each logged BitStats."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
     for run in data["runs"]:
         s = series[run["name"]]
-        ax.plot(s["steps"], [100 * float(x.lost_frac()) for x in s["stats"]],
-                color=_color(run["name"]), label=run["name"], lw=1.6, marker=".", ms=3)
+        ax.plot(s["steps"], [value(x) for x in s["stats"]], color=_color(run["name"]),
+                label=run["name"], lw=1.6, **style)
     ax.set_xlabel("step")
-    ax.set_ylabel("lost updates (% of nonzero intended updates)")
-    ax.set_title("Updates rounded away: the element's stored bits did not change")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.set_ylim(bottom=0)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
+
+
+def figure_lost(data, series, path: Path) -> None:
+    _figure_per_run(data, series, path, lambda x: 100 * float(x.lost_frac()),
+                    "lost updates (% of nonzero intended updates)",
+                    "Updates rounded away: the element's stored bits did not change",
+                    marker=".", ms=3)
 
 
 def figure_heatmap(data, series, path: Path) -> None:
@@ -229,26 +240,13 @@ def figure_depth(data, series, path: Path) -> None:
     for ax in list(axes.flat)[len(runs):]:
         ax.axis("off")
     fig.suptitle("How deep each update reaches into its weight, early and late in training")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def figure_regimes(data, series, path: Path) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for run in data["runs"]:
-        s = series[run["name"]]
-        under = [100 * x.regime_fractions()["underflow"] for x in s["stats"]]
-        ax.plot(s["steps"], under, color=_color(run["name"]), label=run["name"], lw=1.6)
-    ax.set_xlabel("step")
-    ax.set_ylabel("% of intended updates below one ulp (n <= -1)")
-    ax.set_title("Underflow regime: updates smaller than their weight's last bit")
-    ax.set_ylim(bottom=0)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _figure_per_run(data, series, path, lambda x: 100 * x.regime_fractions()["underflow"],
+                    "% of intended updates below one ulp (n <= -1)",
+                    "Underflow regime: updates smaller than their weight's last bit")
 
 
 def theory_inputs(whole: BitStats, series_stats: list[BitStats]) -> tuple[float, float]:
@@ -294,9 +292,7 @@ def figure_theory(data, series, path: Path) -> None:
         ax.axis("off")
     fig.suptitle("Measured per-bit flip probability beside the theory note's prediction "
                  "Phi((||g|| - eps 2^k) / sigma) (a heuristic)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 # ---- report.md ----------------------------------------------------------------------------------
