@@ -55,21 +55,21 @@ struct PositionCounter512 {
   // at(v), v = 0 .. 15, called once each in some order: the 16 vectors.
   template <class At>
   BK_ALWAYS_INLINE void add16_computed(const At& at) {
-    __m512i twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
-    carry_save_add(twos_a, ones, ones, at(0), at(1));
-    carry_save_add(twos_b, ones, ones, at(2), at(3));
-    carry_save_add(fours_a, twos, twos, twos_a, twos_b);
-    carry_save_add(twos_a, ones, ones, at(4), at(5));
-    carry_save_add(twos_b, ones, ones, at(6), at(7));
-    carry_save_add(fours_b, twos, twos, twos_a, twos_b);
-    carry_save_add(eights_a, fours, fours, fours_a, fours_b);
-    carry_save_add(twos_a, ones, ones, at(8), at(9));
-    carry_save_add(twos_b, ones, ones, at(10), at(11));
-    carry_save_add(fours_a, twos, twos, twos_a, twos_b);
-    carry_save_add(twos_a, ones, ones, at(12), at(13));
-    carry_save_add(twos_b, ones, ones, at(14), at(15));
-    carry_save_add(fours_b, twos, twos, twos_a, twos_b);
-    carry_save_add(eights_b, fours, fours, fours_a, fours_b);
+    // Vectors first .. first + 7 into ones .. fours; returns their carry of weight 8.
+    auto eights_of = [&](int first) BK_ALWAYS_INLINE_LAMBDA {
+      __m512i twos_a, twos_b, fours_a, fours_b, eights;
+      carry_save_add(twos_a, ones, ones, at(first), at(first + 1));
+      carry_save_add(twos_b, ones, ones, at(first + 2), at(first + 3));
+      carry_save_add(fours_a, twos, twos, twos_a, twos_b);
+      carry_save_add(twos_a, ones, ones, at(first + 4), at(first + 5));
+      carry_save_add(twos_b, ones, ones, at(first + 6), at(first + 7));
+      carry_save_add(fours_b, twos, twos, twos_a, twos_b);
+      carry_save_add(eights, fours, fours, fours_a, fours_b);
+      return eights;
+    };
+    const __m512i eights_a = eights_of(0);
+    const __m512i eights_b = eights_of(8);
+    __m512i sixteens;
     carry_save_add(sixteens, eights, eights, eights_a, eights_b);
     const __m512i nibble_bits = _mm512_set1_epi32(0x11111111);
     for (int j = 0; j < 4; ++j) {
