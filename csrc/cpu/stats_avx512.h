@@ -3,10 +3,11 @@
 // includer provides <immintrin.h>, vec16.h and what stats_block.h needs first.
 //
 // Per vector, from the values the update left in registers: changed and lost (mask popcounts),
-// the four sums (scaled squares, as in stats_block.h), and the depth bin as a one-hot word in two
-// streams (bins 0..31, 32..63). The flip masks and the one-hot words go to small buffers; at the
-// end of a group, Harley-Seal carry-save adders count their bit positions (PositionCounter512).
-// Nothing here branches per element.
+// the four sums (scaled squares, as in stats_block.h), and the depth bin. The flip masks and the
+// bins go to small buffers; at the end of a group, Harley-Seal carry-save adders count the bit
+// positions of the flip masks and of the bins made one-hot words (bins 32..63 in one stream,
+// 0..31 in another that most groups skip) (PositionCounter512), and the group's sums are folded
+// into float64 lanes. Nothing here branches per element.
 //
 // Every counter of the contract is exact for any value here: the depth bin is computed in exact
 // float arithmetic on exponents (getexp), where inf and NaN parameters fall to the lowest bin as
@@ -132,14 +133,26 @@ struct PositionCounter512 {
 // run on the scalar ports beside the vector work).
 struct VectorSums {
   __m512 squares[stats::kNumSums];
-  __m512i low_bins_seen;  // OR of the group's low one-hot words: zero, as usual, skips them
+  __m512i lowest_bin;  // lane-wise minimum of the group's depth indexes (see VectorStats)
   int64_t changed, lost;
 
   BK_ALWAYS_INLINE void start_group() {
     for (auto& s : squares) s = _mm512_setzero_ps();
-    low_bins_seen = _mm512_setzero_si512();
+    lowest_bin = _mm512_set1_epi32(0x7FFFFFFF);
   }
 };
+
+// The four sums' 16 lanes each, folded to 4 lanes each, side by side: sum k in lanes 4k..4k+3.
+// In fp32: each lane then holds 4 lanes of 16 terms, 64 terms (see kSumSpan).
+BK_ALWAYS_INLINE __m512 fold_sums(const __m512 (&s)[stats::kNumSums]) {
+  static_assert(stats::kNumSums == 4, "one 128-bit block per sum");
+  const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(s[0], s[1], 0x44),   // low halves
+                                   _mm512_shuffle_f32x4(s[0], s[1], 0xEE));  // + high halves
+  const __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(s[2], s[3], 0x44),
+                                   _mm512_shuffle_f32x4(s[2], s[3], 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88),   // blocks 0 and 2 of each
+                       _mm512_shuffle_f32x4(s01, s23, 0xDD));  // + blocks 1 and 3
+}
 
 // One vector's values, as the update left them.
 struct VectorValues {
@@ -152,13 +165,19 @@ struct VectorValues {
 template <class F>
 struct VectorStats {
   static constexpr int kGroup = 256;  // 16 vectors
+  // The depth index of an element is its bin - 32, so that 1 << index is the one-hot word of the
+  // high stream as it is (an index below 0, read unsigned, shifts the 1 out), and 1 << (index +
+  // 32) that of the low stream. Elements that do not move get kNoBin, which shifts out of both.
+  static constexpr int kNoBin = 64;
 
   alignas(64) uint32_t flip[kGroup];
-  alignas(64) uint32_t low_bins[kGroup];   // one-hot depth bin 0..31, 0 when not moving
-  alignas(64) uint32_t high_bins[kGroup];  // one-hot depth bin 32..63
-  alignas(64) uint32_t d_bits[kGroup];     // for exact_group
+  alignas(64) int32_t depth_index[kGroup];
+  alignas(64) uint32_t d_bits[kGroup];  // for exact_group
+  alignas(64) double sums_lanes[2][8];  // folded sums (fold_sums) of the finite groups, float64
   PositionCounter512 flips, low, high;
   int64_t counted = 0, d_nonfinite = 0;
+
+  VectorStats() { std::memset(sums_lanes, 0, sizeof sums_lanes); }
 
   BK_ALWAYS_INLINE static VectorSums start() {
     VectorSums sums;
@@ -172,28 +191,24 @@ struct VectorStats {
     const int j = 16 * v;
     const __m512i flip_bits = _mm512_xor_si512(x.old_bits.v, x.new_bits.v);
     const F32x16 p = x.p, d = x.d, g = x.g;
-    const __m512i one = _mm512_set1_epi32(1);
     // Moving: d finite and nonzero (fpclass: not QNaN, +-0, +-inf or SNaN).
     const __mmask16 moving = _mm512_knot(_mm512_fpclass_ps_mask(d.v, 0x9F));
     sums.changed += __builtin_popcount(_mm512_test_epi32_mask(flip_bits, flip_bits));
     sums.lost += __builtin_popcount(_mm512_mask_testn_epi32_mask(moving, flip_bits, flip_bits));
     // Depth bin: floor(log2|d|) - (max(floor(log2|p|), emin) - mantissa bits) - kDepthMin,
-    // clamped to 0..63. max(emin, x) is x for x = NaN (p NaN) or +inf (p inf): the difference is
-    // NaN or -inf and clamps to bin 0, the contract's bin for an infinite ulp; -inf (p = 0) and
-    // subnormal p give emin.
+    // clamped to 0..63, here less 32 (the depth index). max(emin, x) is x for x = NaN (p NaN)
+    // or +inf (p inf): the difference is NaN or -inf and clamps to bin 0, the contract's bin for
+    // an infinite ulp; -inf (p = 0) and subnormal p give emin.
     constexpr float kEmin = float(1 - F::kBias);
-    constexpr float kOffset = float(F::kMantissa - stats::kDepthMin);
+    constexpr float kOffset = float(F::kMantissa - stats::kDepthMin - 32);
     const __m512 ulp_exp = _mm512_max_ps(_mm512_set1_ps(kEmin), _mm512_getexp_ps(p.v));
     __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_getexp_ps(d.v), _mm512_set1_ps(kOffset)),
                              ulp_exp);
-    n = _mm512_min_ps(_mm512_max_ps(n, _mm512_setzero_ps()),
-                      _mm512_set1_ps(float(stats::kDepthBins - 1)));
-    const __m512i bin = _mm512_cvttps_epi32(n);
-    const __m512i low = _mm512_maskz_sllv_epi32(moving, one, bin);
-    sums.low_bins_seen = _mm512_or_si512(sums.low_bins_seen, low);
-    _mm512_store_si512(low_bins + j, low);
-    _mm512_store_si512(high_bins + j, _mm512_maskz_sllv_epi32(
-                                          moving, one, _mm512_sub_epi32(bin, _mm512_set1_epi32(32))));
+    n = _mm512_min_ps(_mm512_max_ps(n, _mm512_set1_ps(-32.0f)),
+                      _mm512_set1_ps(float(stats::kDepthBins - 33)));
+    const __m512i index = _mm512_mask_cvttps_epi32(_mm512_set1_epi32(kNoBin), moving, n);
+    sums.lowest_bin = _mm512_min_epi32(sums.lowest_bin, index);
+    _mm512_store_si512(depth_index + j, index);
     _mm512_store_si512(flip + j, flip_bits);
     _mm512_store_si512(d_bits + j, _mm512_castps_si512(d.v));
     const __m512 scale = _mm512_set1_ps(kSquareScale);
@@ -213,19 +228,29 @@ struct VectorStats {
   BK_ALWAYS_INLINE void end_group(const typename F::bits_t* param, const GradAt& grad_at,
                                   VectorSums& sums, Partial& out) {
     flips.add16(flip);
+    const __m512i one = _mm512_set1_epi32(1);
+    high.add16_computed([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+      return _mm512_sllv_epi32(one, _mm512_load_si512(depth_index + 16 * v));
+    });
     // Bins 0..31 are updates below 2^-8 of an ulp: most groups have none.
-    if (_mm512_test_epi32_mask(sums.low_bins_seen, sums.low_bins_seen) != 0) low.add16(low_bins);
-    high.add16(high_bins);
-    counted += kGroup;
-    double totals[stats::kNumSums];
-    bool finite = true;
-    for (int k = 0; k < stats::kNumSums; ++k) {
-      const float t = _mm512_reduce_add_ps(sums.squares[k]);
-      finite = finite && t - t == 0.0f;
-      totals[k] = double(t) * kSquareUnscale;
+    if (_mm512_cmplt_epi32_mask(sums.lowest_bin, _mm512_setzero_si512()) != 0) {
+      low.add16_computed([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+        return _mm512_sllv_epi32(one, _mm512_add_epi32(_mm512_load_si512(depth_index + 16 * v),
+                                                       _mm512_set1_epi32(32)));
+      });
     }
-    if (__builtin_expect(finite, 1)) {
-      for (int k = 0; k < stats::kNumSums; ++k) out.sums[k] += totals[k];
+    counted += kGroup;
+    // Folded, not reduced to scalars: the horizontal sums and their conversions, per group, cost
+    // as much as the rest of the group's counting.
+    const __m512 folded = fold_sums(sums.squares);
+    constexpr int kNotFinite = 0x99;  // fpclass: QNaN, +inf, -inf, SNaN
+    if (__builtin_expect(_mm512_fpclass_ps_mask(folded, kNotFinite) == 0, 1)) {
+      for (int h = 0; h < 2; ++h) {
+        const __m256 half = h == 0 ? _mm512_castps512_ps256(folded)
+                                   : _mm512_extractf32x8_ps(folded, 1);
+        _mm512_store_pd(sums_lanes[h], _mm512_add_pd(_mm512_load_pd(sums_lanes[h]),
+                                                     _mm512_cvtps_pd(half)));
+      }
     } else {
       exact_group(param, grad_at, out);
     }
@@ -256,6 +281,10 @@ struct VectorStats {
     high.finish(depth + 32);
     int64_t moving = 0;
     for (int b = 0; b < stats::kDepthBins; ++b) out.depth[b] += depth[b], moving += depth[b];
+    for (int k = 0; k < stats::kNumSums; ++k) {
+      const double* lanes = sums_lanes[k / 2] + 4 * (k % 2);
+      out.sums[k] += ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) * kSquareUnscale;
+    }
     out.changed += sums.changed;
     out.lost += sums.lost;
     out.zero += counted - moving - d_nonfinite;  // every element is moving, zero or non-finite
