@@ -38,6 +38,24 @@ namespace cpu {
 using u32x8 = uint32_t __attribute__((vector_size(32)));
 constexpr int kLanes = 8;
 
+// Software prefetch distance, in elements: far enough to cover the memory latency at the loops'
+// pace (~2 KB per fp32 array), near enough to stay in L1 (measured on the AdamW step: 256 ..
+// 1024 all work). The kernels read seven or more streams at once, more than the hardware
+// prefetchers keep in flight for one core; without these the steps reach 70-80% of the
+// bandwidth they reach with them.
+constexpr int64_t kPrefetchElements = 512;
+// Elements per prefetching span of the vectorized (omp simd) loops.
+constexpr int kPrefetchSpan = 64;
+
+// Prefetches the lines of elements [first, first + count) of an array (none when base is null).
+// A prefetch past the end of an array is harmless: prefetches never fault.
+BK_ALWAYS_INLINE void prefetch_elements(const void* base, int64_t first, int count,
+                                        int element_bytes) {
+  if (base == nullptr) return;
+  const char* const bytes = static_cast<const char*>(base) + first * element_bytes;
+  for (int b = 0; b < count * element_bytes; b += 64) __builtin_prefetch(bytes + b, 0, 3);
+}
+
 // The instruction sets the CPU kernels are compiled for, in order.
 enum class Isa : int { kBase = 0, kX86_64_V3 = 1, kX86_64_V4 = 2 };
 

@@ -151,11 +151,7 @@ using vec16::U32x16;
 constexpr unsigned kDenormalsAreZero = 0x40;
 
 // ---- memory --------------------------------------------------------------------------------
-// Prefetch distance, in elements: far enough to cover the memory latency at the loops' pace
-// (~2 KB per fp32 array), near enough to stay in L1 (measured on the AdamW step: 256 .. 1024
-// all work). A prefetch past the end of an array is harmless: prefetches never fault.
-constexpr int64_t kPrefetchElements = 512;
-
+// kPrefetchElements ahead (simd.h): one vector's line of each array, as the loop gets there.
 BK_ALWAYS_INLINE void prefetch_ahead(const void* base, int64_t i, int element_bytes) {
   if (base != nullptr) {
     _mm_prefetch(static_cast<const char*>(base) + (i + kPrefetchElements) * element_bytes,
