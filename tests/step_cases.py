@@ -24,6 +24,9 @@ CONFIGS = [
                   amsgrad=True)),
     ("adam", dict(lr=2e-3, beta1=0.3, beta2=0.99, eps=1e-6, weight_decay=0.05, decoupled=False,
                   amsgrad=False, maximize=True)),
+    # AdamW as usually configured: the CPU's kernels without the gradient's picks (kAdjustGrad).
+    ("adam", dict(lr=1e-3, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, decoupled=True,
+                  amsgrad=False)),
     ("lion", dict(lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0)),
     ("lion", dict(lr=3e-4, beta1=0.95, beta2=0.98, weight_decay=0.1, maximize=True)),
 ]

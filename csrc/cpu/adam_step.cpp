@@ -16,16 +16,26 @@ void adam_step_cpu BK_ADAM_STEP_PARAMS {
       adam_hyper(lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize);
   dispatch_format(params[0].scalar_type(), [&](auto format) {
     using F = decltype(format);
-    auto run = [&](auto with_amsgrad) {
+    auto run = [&](auto with_amsgrad, auto with_adjust_grad) {
       constexpr bool kAmsgrad = decltype(with_amsgrad)::value;
+      constexpr bool kAdjustGrad = decltype(with_adjust_grad)::value;
       run_step<F>(
           tensors,
           [&](const StepTensor& t) {
-            return AdamElement<kAmsgrad>::of(h, t);
+            return AdamElement<kAmsgrad, kAdjustGrad>::of(h, t);
           },
           stochastic, !kahan_comps.empty(), counters.has_value(), scale_ptr(grad_scale));
     };
-    amsgrad ? run(Bool<true>{}) : run(Bool<false>{});
+    // The usual configuration gets its own kernels, without the gradient's picks; the rarer ones
+    // (amsgrad, maximize, Adam's coupled weight decay) share the general kernels.
+    const bool adjust_grad = h.maximize.mask != 0 || h.coupled_decay.mask != 0;
+    if (amsgrad) {
+      run(Bool<true>{}, Bool<true>{});
+    } else if (adjust_grad) {
+      run(Bool<false>{}, Bool<true>{});
+    } else {
+      run(Bool<false>{}, Bool<false>{});
+    }
   });
 }
 

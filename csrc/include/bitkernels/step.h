@@ -46,7 +46,8 @@ struct SgdElement {
   }
 };
 
-template <bool kAmsgrad>
+// kAmsgrad, kAdjustGrad: see adam_update.
+template <bool kAmsgrad, bool kAdjustGrad = true>
 struct AdamElement {
   AdamHyper h;
   AdamStep s;
@@ -57,7 +58,7 @@ struct AdamElement {
   BK_INLINE V operator()(int64_t i, V p, V g) const {
     V mi = load_like(p, m + i), vi = load_like(p, v + i);
     V v_maxi = kAmsgrad ? load_like(p, v_max + i) : V(0.0f);
-    const V d = adam_update<kAmsgrad>(h, s, p, g, mi, vi, v_maxi);
+    const V d = adam_update<kAmsgrad, kAdjustGrad>(h, s, p, g, mi, vi, v_maxi);
     store_lanes(m + i, mi);
     store_lanes(v + i, vi);
     if (kAmsgrad) store_lanes(v_max + i, v_maxi);
