@@ -71,3 +71,31 @@ def test_grad_scaler_skips_the_step_and_the_count():
     scaler.scale(torch.nn.functional.mse_loss(model(x), y)).backward()
     scaler.step(opt)
     assert int(opt.bit_stats(model[0].weight).steps) == 1
+
+
+def test_copies_are_kept_between_steps_on_the_cpu_and_let_go_with_their_parameter():
+    model, x, y = model_and_data()
+    opt = bk.track(torch.optim.AdamW(model.parameters(), lr=1e-3), backend="reference")
+    twins = [torch.nn.Parameter(p.detach().clone()) for p in model.parameters()]
+    fresh = bk.track(torch.optim.AdamW(twins, lr=1e-3), backend="reference", keep_copies=False)
+    pointers = []
+    for step in range(3):
+        if step == 2:
+            model[2].bias.requires_grad_(False)  # not stepped from here on
+            twins[3].requires_grad_(False)
+        for o, params in ((opt, list(model.parameters())), (fresh, twins)):
+            o.zero_grad()
+            loss = torch.nn.functional.mse_loss(torch.nn.functional.linear(
+                torch.tanh(torch.nn.functional.linear(x, params[0], params[1])),
+                params[2], params[3]), y)
+            loss.backward()
+            o.step()
+        pointers.append({i: c.data_ptr() for i, c in opt._copies.items()})
+        assert fresh._copies == {}
+    assert pointers[0] == pointers[1]  # the same buffers, refreshed in place
+    assert id(model[2].bias) in pointers[1] and id(model[2].bias) not in pointers[2]
+    assert len(opt.bit_stats()) == len(fresh.bit_stats()) == 4
+    for a, b in zip(opt.bit_stats().values(), fresh.bit_stats().values()):
+        assert a.equal(b)
+    with pytest.raises(TypeError, match="keep_copies"):
+        bk.track(torch.optim.SGD(model.parameters(), lr=0.1), keep_copies="yes")
