@@ -56,6 +56,12 @@ BK_ALWAYS_INLINE void prefetch_elements(const void* base, int64_t first, int cou
   for (int b = 0; b < count * element_bytes; b += 64) __builtin_prefetch(bytes + b, 0, 3);
 }
 
+// The line of element i + kPrefetchElements: one vector's line of each array, as a loop that
+// reads one line per array per vector gets there.
+BK_ALWAYS_INLINE void prefetch_ahead(const void* base, int64_t i, int element_bytes) {
+  prefetch_elements(base, i + kPrefetchElements, 1, element_bytes);
+}
+
 // The instruction sets the CPU kernels are compiled for, in order.
 enum class Isa : int { kBase = 0, kX86_64_V3 = 1, kX86_64_V4 = 2 };
 

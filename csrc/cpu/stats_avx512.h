@@ -173,11 +173,9 @@ struct VectorStats {
   alignas(64) uint32_t flip[kGroup];
   alignas(64) int32_t depth_index[kGroup];
   alignas(64) uint32_t d_bits[kGroup];  // for exact_group
-  alignas(64) double sums_lanes[2][8];  // folded sums (fold_sums) of the finite groups, float64
+  alignas(64) double sums_lanes[2][8] = {};  // folded sums (fold_sums) of the finite groups
   PositionCounter512 flips, low, high;
   int64_t counted = 0, d_nonfinite = 0;
-
-  VectorStats() { std::memset(sums_lanes, 0, sizeof sums_lanes); }
 
   BK_ALWAYS_INLINE static VectorSums start() {
     VectorSums sums;

@@ -150,15 +150,6 @@ using vec16::U32x16;
 // scalar loops, which classify on bits.
 constexpr unsigned kDenormalsAreZero = 0x40;
 
-// ---- memory --------------------------------------------------------------------------------
-// kPrefetchElements ahead (simd.h): one vector's line of each array, as the loop gets there.
-BK_ALWAYS_INLINE void prefetch_ahead(const void* base, int64_t i, int element_bytes) {
-  if (base != nullptr) {
-    _mm_prefetch(static_cast<const char*>(base) + (i + kPrefetchElements) * element_bytes,
-                 _MM_HINT_T0);
-  }
-}
-
 // ---- stored words <-> 32-bit lanes ---------------------------------------------------------
 template <class F>
 BK_ALWAYS_INLINE U32x16 load_stored16(const typename F::bits_t* x) {
