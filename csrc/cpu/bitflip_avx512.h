@@ -50,16 +50,25 @@ BK_NOINLINE int64_t count_with_update_avx512(const typename F::bits_t* old_bits,
   VectorSums sums = VectorStats<F>::start();
   int64_t b0 = begin;
   for (; b0 + kGroup <= end; b0 += kGroup) {
-    for (int v = 0; v < kGroup / 16; ++v) {
+    auto add_vector = [&](int v, auto odd) BK_ALWAYS_INLINE_LAMBDA {
       const int64_t i = b0 + 16 * v;
       prefetch_ahead(old_bits, i, sizeof(bits_t));
       prefetch_ahead(new_bits, i, sizeof(bits_t));
       prefetch_ahead(d, i, sizeof(uint32_t));
       const U32x16 old_v = load_stored16<F>(old_bits + i);
+      __m512i pair_flips = _mm512_setzero_si512();
+      if constexpr (VectorStats<F>::kPacked && decltype(odd)::value) {
+        pair_flips = _mm512_xor_si512(_mm512_loadu_si512(old_bits + i - 16),
+                                      _mm512_loadu_si512(new_bits + i - 16));
+      }
       const VectorValues values = {old_v, load_stored16<F>(new_bits + i), widen16<F>(old_v),
                                    F32x16(_mm512_loadu_ps(reinterpret_cast<const float*>(d + i))),
-                                   F32x16(0.0f)};
-      stats.add(v, values, sums);
+                                   F32x16(0.0f), pair_flips};
+      stats.template add<decltype(odd)::value>(v, values, sums);
+    };
+    for (int v = 0; v < kGroup / 16; v += 2) {
+      add_vector(v, std::false_type());
+      add_vector(v + 1, std::true_type());
     }
     stats.end_group(new_bits + b0, [](int) { return 0.0f; }, sums, out);
   }

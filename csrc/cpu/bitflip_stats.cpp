@@ -4,6 +4,7 @@
 // elements and applies the per-element contract of bitstats.h.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include <omp.h>
 

@@ -2,9 +2,9 @@
 // vectors. Compiled into namespace v4 only (see simd.h): no include guard, no includes; the
 // includer provides <immintrin.h>, vec16.h and what stats_block.h needs first.
 //
-// Per vector, from the values the update left in registers: changed and lost (mask popcounts),
-// the four sums (scaled squares, as in stats_block.h), and the depth bin. The flip masks and the
-// bins go to small buffers. At the end of a group, Harley-Seal carry-save adders
+// Per vector, from the values the update left in registers: changed and lost (mask popcounts;
+// 16-bit formats per pair of vectors), the four sums (scaled squares, as in stats_block.h), and
+// the depth bin. The flip masks and the bins go to small buffers. At the end of a group, Harley-Seal carry-save adders
 // (PositionCounter512) count the bit positions of the flip masks and of the bins made one-hot
 // words: bins 32..63 in one stream, 0..31 in another that most groups skip; and the group's sums
 // are folded into float64 lanes. Nothing here branches per element.
@@ -135,6 +135,7 @@ struct VectorSums {
   __m512 squares[stats::kNumSums];
   __m512i lowest_bin;  // lane-wise minimum of the group's depth indexes (see VectorStats)
   int64_t changed, lost;
+  __mmask16 moving_even;  // 16-bit formats: the moving lanes of the pair's first vector
 
   BK_ALWAYS_INLINE void start_group() {
     for (auto& s : squares) s = _mm512_setzero_ps();
@@ -160,17 +161,25 @@ struct VectorValues {
   F32x16 p;                   // old value
   F32x16 d;                   // the update that was rounded in
   F32x16 g;                   // the unscaled gradient
+  __m512i pair_flips;         // 16-bit formats, odd vectors: the flips of the pair (see kPacked)
 };
 
 template <class F>
 struct VectorStats {
   static constexpr int kGroup = 256;  // 16 vectors
   // The depth index of an element is its bin - 32, so that 1 << index is the one-hot word of the
-  // high stream as it is (an index below 0, read unsigned, shifts the 1 out), and 1 << (index +
-  // 32) that of the low stream. Elements that do not move get kNoBin, which shifts out of both.
+  // high stream as it is (an index below 0, read unsigned, shifts the 1 out), and
+  // 1 << max(index + 32, 0) that of the low stream (indexes below -32 are bin 0). Elements that
+  // do not move get kNoBin, which shifts out of both.
   static constexpr int kNoBin = 64;
 
-  alignas(64) uint32_t flip[kGroup];
+  // 16-bit formats count the flips of a pair of vectors as one vector of 32 16-bit words in
+  // memory order (as the kernels store them, see pack_pair): half the xors, tests, stores and
+  // carry-save adders. `flip` then holds two groups' flips and is counted every other group.
+  static constexpr bool kPacked = F::kWidth == 16;
+
+  alignas(64) uint32_t flip[kGroup];  // 16 vectors of flip words (kPacked: 32 x 16 bits each)
+  int flip_half = 0;                  // kPacked: which half of `flip` this group fills
   alignas(64) int32_t depth_index[kGroup];
   alignas(64) uint32_t d_bits[kGroup];  // for exact_group
   alignas(64) double sums_lanes[2][8] = {};  // folded sums (fold_sums) of the finite groups
@@ -184,30 +193,42 @@ struct VectorStats {
     return sums;
   }
 
-  // Counts vector v of the group.
+  // Counts vector v of the group; kOdd: v is odd (kPacked: x holds its pair's flips).
+  template <bool kOdd>
   BK_ALWAYS_INLINE void add(int v, const VectorValues& x, VectorSums& sums) {
     const int j = 16 * v;
-    const __m512i flip_bits = _mm512_xor_si512(x.old_bits.v, x.new_bits.v);
     const F32x16 p = x.p, d = x.d, g = x.g;
     // Moving: d finite and nonzero (fpclass: not QNaN, +-0, +-inf or SNaN).
     const __mmask16 moving = _mm512_knot(_mm512_fpclass_ps_mask(d.v, 0x9F));
-    sums.changed += __builtin_popcount(_mm512_test_epi32_mask(flip_bits, flip_bits));
-    sums.lost += __builtin_popcount(_mm512_mask_testn_epi32_mask(moving, flip_bits, flip_bits));
+    if constexpr (!kPacked) {
+      const __m512i flip_bits = _mm512_xor_si512(x.old_bits.v, x.new_bits.v);
+      sums.changed += __builtin_popcount(_mm512_test_epi32_mask(flip_bits, flip_bits));
+      sums.lost += __builtin_popcount(_mm512_mask_testn_epi32_mask(moving, flip_bits, flip_bits));
+      _mm512_store_si512(flip + j, flip_bits);
+    } else if constexpr (!kOdd) {
+      sums.moving_even = moving;
+    } else {
+      const __m512i pair = x.pair_flips;
+      const __mmask32 moving_pair = _mm512_kunpackw(moving, sums.moving_even);
+      sums.changed += __builtin_popcount(_mm512_test_epi16_mask(pair, pair));
+      sums.lost += __builtin_popcount(_mm512_mask_testn_epi16_mask(moving_pair, pair, pair));
+      _mm512_store_si512(flip + 8 * (16 * flip_half + v - 1), pair);
+    }
     // Depth bin: floor(log2|d|) - (max(floor(log2|p|), emin) - mantissa bits) - kDepthMin,
     // clamped to 0..63, here less 32 (the depth index). max(emin, x) is x for x = NaN (p NaN)
-    // or +inf (p inf): the difference is NaN or -inf and clamps to bin 0, the contract's bin for
-    // an infinite ulp; -inf (p = 0) and subnormal p give emin.
+    // or +inf (p inf): the difference is NaN or -inf, which min() keeps (it returns its second
+    // operand when one is NaN) and the conversion makes INT_MIN, the lowest index; -inf (p = 0)
+    // and subnormal p give emin. Only the top is clamped here: indexes below 0 shift out of
+    // the high stream, and the low stream, which few groups run, clamps them to bin 0.
     constexpr float kEmin = float(1 - F::kBias);
     constexpr float kOffset = float(F::kMantissa - stats::kDepthMin - 32);
     const __m512 ulp_exp = _mm512_max_ps(_mm512_set1_ps(kEmin), _mm512_getexp_ps(p.v));
     __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_getexp_ps(d.v), _mm512_set1_ps(kOffset)),
                              ulp_exp);
-    n = _mm512_min_ps(_mm512_max_ps(n, _mm512_set1_ps(-32.0f)),
-                      _mm512_set1_ps(float(stats::kDepthBins - 33)));
+    n = _mm512_min_ps(_mm512_set1_ps(float(stats::kDepthBins - 33)), n);
     const __m512i index = _mm512_mask_cvttps_epi32(_mm512_set1_epi32(kNoBin), moving, n);
     sums.lowest_bin = _mm512_min_epi32(sums.lowest_bin, index);
     _mm512_store_si512(depth_index + j, index);
-    _mm512_store_si512(flip + j, flip_bits);
     _mm512_store_si512(d_bits + j, _mm512_castps_si512(d.v));
     const __m512 scale = _mm512_set1_ps(kSquareScale);
     auto add_square = [&](__m512& total, __m512 value) BK_ALWAYS_INLINE_LAMBDA {
@@ -225,7 +246,8 @@ struct VectorStats {
   template <class GradAt>
   BK_ALWAYS_INLINE void end_group(const typename F::bits_t* param, const GradAt& grad_at,
                                   VectorSums& sums, Partial& out) {
-    flips.add16(flip);
+    if (!kPacked || flip_half == 1) flips.add16(flip);
+    if constexpr (kPacked) flip_half ^= 1;
     const __m512i one = _mm512_set1_epi32(1);
     high.add16_computed([&](int v) BK_ALWAYS_INLINE_LAMBDA {
       return _mm512_sllv_epi32(one, _mm512_load_si512(depth_index + 16 * v));
@@ -233,8 +255,9 @@ struct VectorStats {
     // Bins 0..31 are updates below 2^-8 of an ulp: most groups have none.
     if (_mm512_cmplt_epi32_mask(sums.lowest_bin, _mm512_setzero_si512()) != 0) {
       low.add16_computed([&](int v) BK_ALWAYS_INLINE_LAMBDA {
-        return _mm512_sllv_epi32(one, _mm512_add_epi32(_mm512_load_si512(depth_index + 16 * v),
-                                                       _mm512_set1_epi32(32)));
+        const __m512i bin = _mm512_add_epi32(_mm512_load_si512(depth_index + 16 * v),
+                                             _mm512_set1_epi32(32));
+        return _mm512_sllv_epi32(one, _mm512_max_epi32(bin, _mm512_setzero_si512()));
       });
     }
     counted += kGroup;
@@ -260,9 +283,12 @@ struct VectorStats {
   template <class GradAt>
   BK_NOINLINE void exact_group(const typename F::bits_t* param, const GradAt& grad_at,
                                Partial& out) {
+    // end_group has already moved on to the other half of a packed `flip`.
+    const int first_flip = kPacked ? kGroup * (1 - flip_half) : 0;
     auto element_at = [&](int j) {
       const uint32_t new_bits = param[j];
-      return stats::element_stats<F>(new_bits ^ flip[j], new_bits, d_bits[j], grad_at(j));
+      return stats::element_stats<F>(new_bits ^ flip_word(first_flip + j), new_bits, d_bits[j],
+                                     grad_at(j));
     };
     exact_sums(0, kGroup, element_at, out);
     for (int j = 0; j < kGroup; ++j) {
@@ -271,8 +297,23 @@ struct VectorStats {
     }
   }
 
+  // Element k's flips in `flip`.
+  uint32_t flip_word(int k) const {
+    if constexpr (kPacked) {
+      uint16_t word;
+      std::memcpy(&word, reinterpret_cast<const char*>(flip) + 2 * k, sizeof word);
+      return word;
+    } else {
+      return flip[k];
+    }
+  }
+
   // Adds everything counted to out.
   void finish(const VectorSums& sums, Partial& out) {
+    if (kPacked && flip_half == 1) {  // a first half waits: count it with a zero second half
+      std::memset(flip + kGroup / 2, 0, sizeof flip / 2);
+      flips.add16(flip);
+    }
     flips.finish(out.flips);
     int64_t depth[stats::kDepthBins] = {};
     low.finish(depth);
