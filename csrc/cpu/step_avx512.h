@@ -63,6 +63,9 @@ __attribute__((flatten)) int64_t step_groups_avx512(const Element& rule, const S
       prefetch_ahead(grad, i, sizeof(bits_t));
       prefetch_ahead(comp, i, sizeof(bits_t));
       for (const float* state : states) prefetch_ahead(state, i, sizeof(float));
+      // kPacked: the pair's stored words are loaded whole for its flips, and each vector's half
+      // again as widened lanes: a widening load from L1 costs less than widening them out of
+      // old_pair (the odd vector's half would need an extraction too).
       if constexpr (kPacked && !kOdd) old_pair = _mm512_loadu_si512(param + i);
       const U32x16 old_bits = load_stored16<F>(param + i);
       const F32x16 p = widen16<F>(old_bits);

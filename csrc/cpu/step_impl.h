@@ -84,7 +84,9 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
       prefetch_elements(param, ahead, kPrefetchSpan, sizeof(bits_t));
       prefetch_elements(grad, ahead, kPrefetchSpan, sizeof(bits_t));
       prefetch_elements(comp, ahead, kPrefetchSpan, sizeof(bits_t));
-      for (const float* state : t.state) prefetch_elements(state, ahead, kPrefetchSpan, 4);
+      for (const float* state : t.state) {
+        prefetch_elements(state, ahead, kPrefetchSpan, sizeof(float));
+      }
 #pragma omp simd
       for (int j = s0; j < s1; ++j) {
         const int64_t i = b0 + j;
