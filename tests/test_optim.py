@@ -382,6 +382,24 @@ def test_a_state_dict_of_another_model_is_rejected_at_the_step():
     assert torch.equal(small.weight, before)
 
 
+def test_states_are_checked_again_when_the_parameter_changes():
+    """The step skips re-checking a state it has checked before; a parameter whose .data was
+    swapped for another shape or dtype after a step must still be caught."""
+    model = mlp(dtype=torch.bfloat16)
+    opt = bk.optim.AdamW(list(model.named_parameters()), lr=1e-2, kahan=True)
+    train(model, opt, steps=2)
+    weight = model[0].weight
+    weight.data = torch.zeros(24, 13, dtype=torch.bfloat16)
+    weight.grad = torch.ones(24, 13, dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match=r"0.weight: state 'exp_avg' has shape \(24, 12\)"):
+        opt.step()
+    weight.data = torch.zeros(24, 12, dtype=torch.float16)
+    weight.grad = torch.ones(24, 12, dtype=torch.float16)
+    with pytest.raises(TypeError, match="0.weight: state 'kahan_comp' has dtype torch.bfloat16"):
+        opt.step()
+    assert torch.equal(weight, torch.zeros(24, 12, dtype=torch.float16))
+
+
 def test_mixed_devices_in_one_group_are_rejected():
     on_cpu = torch.nn.Parameter(torch.zeros(3))
     on_meta = torch.nn.Parameter(torch.zeros(3, device="meta"))

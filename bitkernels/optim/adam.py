@@ -36,27 +36,28 @@ class Adam(BitOptimizer):
                         decoupled_weight_decay=bool(decoupled_weight_decay))
         super().__init__(params, defaults, **options)
 
-    def _init_state(self, p):
-        super()._init_state(p)
+    def _init_state(self, p, state, group):
+        super()._init_state(p, state, group)
         # amsgrad may be switched on in a group after the first step
-        if "max_exp_avg_sq" not in self.state[p] and self._group_of(p).get("amsgrad"):
-            self.state[p]["max_exp_avg_sq"] = torch.zeros_like(self.state[p]["exp_avg_sq"])
-
-    def _group_of(self, p):
-        return self.param_groups[self._locate(p)[0]]
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = torch.zeros_like(state["exp_avg_sq"])
 
     def _launch(self, impl, group, bucket, common):
         beta1, beta2 = group["betas"]
         lr = group["lr"]
-        states = [self.state[p] for _, p in bucket]
-        steps = [float(s["step"]) for s in states]
+        states = common["states"]
+        steps = [float(state["step"]) for state in states]
+        # The scalars once per distinct step count (usually one per bucket).
+        scalars = {t: (adam_step_size(lr, beta1, t), adam_bias_correction2_sqrt(beta2, t))
+                   for t in set(steps)}
+        per_tensor = [scalars[t] for t in steps]
         impl.adam_step(common["params"], common["grads"], [local(s["exp_avg"]) for s in states],
                        [local(s["exp_avg_sq"]) for s in states],
                        [local(s["max_exp_avg_sq"]) for s in states] if group["amsgrad"] else [],
                        common["kahan_comps"], common["counters"], common["sums"],
                        common["stat_rows"], common["rng_keys"],
-                       [adam_step_size(lr, beta1, t) for t in steps],
-                       [adam_bias_correction2_sqrt(beta2, t) for t in steps],
+                       [step_size for step_size, _ in per_tensor],
+                       [correction for _, correction in per_tensor],
                        common["grad_scale"], common["found_inf"], lr, beta1, beta2, group["eps"],
                        group["weight_decay"], group["decoupled_weight_decay"], group["amsgrad"],
                        group["maximize"], common["stochastic"])

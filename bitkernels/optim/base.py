@@ -3,6 +3,7 @@ state, one kernel launch per (parameter group, device, dtype), and the statistic
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from typing import Any, Callable, Iterator
 
@@ -88,6 +89,8 @@ class BitOptimizer(torch.optim.Optimizer):
         self.backend = backend
         # (group index, device) -> (counters [params in group, NUM_COUNTERS], sums [.., NUM_SUMS])
         self._stat_tables: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+        # id(parameter) -> what its state was last checked as (see _check_state)
+        self._checked_states: dict[int, tuple] = {}
         super().__init__(params, defaults)
 
     # ---- subclasses ------------------------------------------------------------------------------
@@ -123,26 +126,15 @@ class BitOptimizer(torch.optim.Optimizer):
         buckets: dict[tuple[torch.device, torch.dtype], list[tuple[int, torch.Tensor]]] = (
             defaultdict(list))
         for position, p in enumerate(group["params"]):
-            if p.grad is None:
-                continue
-            name = self._name(index, position, group)
             grad = p.grad
-            if grad.is_sparse or grad.layout != torch.strided:
-                raise TypeError(f"parameter {name}: sparse gradients are not supported")
-            if p.dtype not in FORMATS:
-                raise TypeError(f"parameter {name} has dtype {p.dtype}; bitkernels optimizers "
-                                "support float32, bfloat16 and float16 parameters")
-            if grad.dtype != p.dtype:
-                raise TypeError(f"parameter {name}: gradient dtype {grad.dtype} differs from "
-                                f"the parameter's {p.dtype}")
-            if grad.shape != p.shape:
-                raise ValueError(f"parameter {name}: gradient shape {tuple(grad.shape)} differs "
-                                 f"from the parameter's {tuple(p.shape)}")
-            if grad.device != p.device:
-                raise ValueError(f"parameter {name}: gradient is on {grad.device}, the parameter "
-                                 f"on {p.device}")
-            self._check_state(name, p)
-            buckets[(p.device, p.dtype)].append((position, p))
+            if grad is None:
+                continue
+            dtype, device = p.dtype, p.device
+            if (grad.layout != torch.strided or dtype not in FORMATS or grad.dtype != dtype
+                    or grad.shape != p.shape or grad.device != device):
+                self._reject_grad(self._name(index, position, group), p, grad)
+            self._check_state(index, position, group, p)
+            buckets[(device, dtype)].append((position, p))
         devices = sorted({str(device) for device, _ in buckets})
         if len(devices) > 1:
             raise ValueError(f"param group {index} has parameters on {' and '.join(devices)}: "
@@ -151,15 +143,42 @@ class BitOptimizer(torch.optim.Optimizer):
             backends.resolve(self.backend, device)  # raises if no backend can run there
         return buckets
 
+    @staticmethod
+    def _reject_grad(name: str, p: torch.Tensor, grad: torch.Tensor) -> None:
+        if grad.layout != torch.strided:
+            raise TypeError(f"parameter {name}: sparse gradients are not supported")
+        if p.dtype not in FORMATS:
+            raise TypeError(f"parameter {name} has dtype {p.dtype}; bitkernels optimizers "
+                            "support float32, bfloat16 and float16 parameters")
+        if grad.dtype != p.dtype:
+            raise TypeError(f"parameter {name}: gradient dtype {grad.dtype} differs from "
+                            f"the parameter's {p.dtype}")
+        if grad.shape != p.shape:
+            raise ValueError(f"parameter {name}: gradient shape {tuple(grad.shape)} differs "
+                             f"from the parameter's {tuple(p.shape)}")
+        raise ValueError(f"parameter {name}: gradient is on {grad.device}, the parameter "
+                         f"on {p.device}")
+
     # State tensors of a parameter: fp32 with the parameter's shape, and the Kahan buffer in the
     # parameter's dtype. A state_dict of another model (or of another parameter order) would
     # otherwise reach the kernels with the wrong sizes.
     _FP32_STATES = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 
-    def _check_state(self, name: str, p: torch.Tensor) -> None:
+    def _check_state(self, index: int, position: int, group: dict[str, Any],
+                     p: torch.Tensor) -> None:
         state = self.state.get(p)
         if not state:
             return
+        # A parameter's state is checked again only when it or the parameter changed: checking
+        # every tensor at every step cost more than the step itself on models of many small
+        # tensors. The signature holds the state objects themselves (identity, not equality), so
+        # an assignment or load_state_dict is seen; so is a parameter whose .data was replaced.
+        signature = (p.shape, p.dtype, p.device, *state.values())
+        seen = self._checked_states.get(id(p))
+        if (seen is not None and len(seen) == len(signature) and seen[:3] == signature[:3]
+                and all(map(operator.is_, seen[3:], signature[3:]))):
+            return
+        name = self._name(index, position, group)
         expected = {key: torch.float32 for key in self._FP32_STATES}
         expected["kahan_comp"] = p.dtype
         for key, dtype in expected.items():
@@ -183,13 +202,19 @@ class BitOptimizer(torch.optim.Optimizer):
         if step is not None and (not isinstance(step, (torch.Tensor, int, float))
                                  or (isinstance(step, torch.Tensor) and step.numel() != 1)):
             raise ValueError(f"parameter {name}: state 'step' must be a scalar, got {step!r}")
+        self._checked_states[id(p)] = signature
 
     def _run(self, index, group, plan, offset, grad_scale) -> None:
+        stochastic = self.rounding == "stochastic"
         for (device, dtype), bucket in plan.items():
             _, impl = backends.resolve(self.backend, device)
-            for _, p in bucket:
-                self._init_state(p)
-                self.state[p]["step"] += 1
+            states = [self.state[p] for _, p in bucket]
+            for (_, p), state in zip(bucket, states):
+                self._init_state(p, state, group)
+            steps = [state["step"] for state in states]
+            # One op for the whole bucket (torch's fused optimizers do the same): a `+= 1` per
+            # parameter was the largest per-tensor cost of a step.
+            torch._foreach_add_(steps, 1)
             kahan = self.kahan and FORMATS[dtype].width == 16
             counters = sums = None
             if self.track_bits:
@@ -199,27 +224,31 @@ class BitOptimizer(torch.optim.Optimizer):
             common = dict(
                 params=params,
                 grads=[local(p.grad).contiguous() for _, p in bucket],
-                kahan_comps=([local(self.state[p]["kahan_comp"]) for _, p in bucket] if kahan
+                kahan_comps=([local(state["kahan_comp"]) for state in states] if kahan
                              else []),
                 counters=counters,
                 sums=sums,
                 stat_rows=[position for position, _ in bucket],
-                rng_keys=[stream_key(self.seed, offset + position, int(self.state[p]["step"]))
-                          for position, p in bucket],
+                # The keys are read only by stochastic rounding, and cost a few microseconds each.
+                rng_keys=([stream_key(self.seed, offset + position, int(step))
+                           for (position, _), step in zip(bucket, steps)] if stochastic
+                          else [0] * len(bucket)),
                 grad_scale=None if grad_scale is None else grad_scale.to(device),
                 found_inf=None,
-                stochastic=self.rounding == "stochastic",
+                stochastic=stochastic,
+                states=states,
             )
             self._launch(impl, group, bucket, common)
             for shard, written in zip(shards, params):
                 if written is not shard:  # a non-contiguous parameter was stepped as a copy
                     shard.copy_(written)
 
-    def _init_state(self, p: torch.Tensor) -> None:
-        state = self.state[p]
-        if "step" not in state:
-            # As torch.optim: a float32 scalar on the CPU, read on the host without a sync.
-            state["step"] = torch.tensor(0.0, dtype=torch.float32)
+    def _init_state(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        step = state.get("step")
+        if not isinstance(step, torch.Tensor):
+            # As torch.optim: a float32 scalar on the CPU, read on the host without a sync (a
+            # number from an old checkpoint becomes one, so that the bucket's steps are tensors).
+            state["step"] = torch.tensor(0.0 if step is None else float(step), dtype=torch.float32)
         for key in self._state_buffers:
             if key not in state:
                 state[key] = torch.zeros_like(p, dtype=torch.float32,
@@ -250,6 +279,7 @@ class BitOptimizer(torch.optim.Optimizer):
                        if key not in ("step", "kahan_comp") and isinstance(value, torch.Tensor)
                        and value.is_floating_point()}
                  for pid, state in state_dict["state"].items()}
+        self._checked_states = {}  # it holds the replaced states: let them go now
         super().load_state_dict(state_dict)
         for saved, group in zip(state_dict["param_groups"], self.param_groups):
             for pid, p in zip(saved["params"], group["params"]):

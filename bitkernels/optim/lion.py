@@ -22,7 +22,8 @@ class Lion(BitOptimizer):
     def _launch(self, impl, group, bucket, common):
         beta1, beta2 = group["betas"]
         impl.lion_step(common["params"], common["grads"],
-                       [local(self.state[p]["exp_avg"]) for _, p in bucket], common["kahan_comps"],
+                       [local(state["exp_avg"]) for state in common["states"]],
+                       common["kahan_comps"],
                        common["counters"], common["sums"], common["stat_rows"],
                        common["rng_keys"], common["grad_scale"], common["found_inf"],
                        group["lr"], beta1, beta2, group["weight_decay"], group["maximize"],

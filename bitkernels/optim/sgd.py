@@ -34,8 +34,7 @@ class SGD(BitOptimizer):
         has_momentum = group["momentum"] != 0
         buffers, first = [], []
         if has_momentum:
-            for _, p in bucket:
-                state = self.state[p]
+            for (_, p), state in zip(bucket, common["states"]):
                 first.append(state.get("momentum_buffer") is None)
                 if first[-1]:
                     state["momentum_buffer"] = torch.zeros_like(
