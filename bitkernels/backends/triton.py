@@ -453,6 +453,15 @@ def step_kernel(chunks, ptrs, meta, adam_scalars, hyper, counters, sums, grad_sc
                 sum_p2, sum_r2, counted, new_step, True, WIDTH)
 
 
+def _on_device(values: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """values as a 1-D tensor on device. To a GPU through pinned memory and a non-blocking copy:
+    a copy from pageable memory synchronizes with the stream, so the host could not queue work
+    ahead of the GPU. The caching host allocator keeps the block until the copy is done."""
+    if device.type == "cpu":
+        return torch.tensor(values, dtype=dtype)
+    return torch.tensor(values, dtype=dtype, pin_memory=True).to(device, non_blocking=True)
+
+
 def _launch_step(rule, params, grads, states, kahan_comps, counters, sums, stat_rows, rng_keys,
                  first_step, adam_scalars, grad_scale, found_inf, hyper, flags, maximize,
                  stochastic):
@@ -461,27 +470,32 @@ def _launch_step(rule, params, grads, states, kahan_comps, counters, sums, stat_
     device = params[0].device
     fmt = format_of(params[0].dtype)
     chunk = BLOCK * TILES
-    table, meta, chunks = [], [], []
+    # The kernel's integer tables in one array (chunks, then ptrs, then meta) and its fp32
+    # scalars in another: two copies to the device per step. Every part starts on 16 bytes, as
+    # separate tensors would (Triton specializes kernels on their pointers' alignment): chunks
+    # come in pairs and ptrs in sixes of int64, and the scalars are padded to four floats.
+    chunks, ptrs, meta = [], [], []
     for i, p in enumerate(params):
-        state_ptrs = [s[i].data_ptr() if s else 0 for s in states] + [0] * (3 - len(states))
-        table.append([p.data_ptr(), grads[i].data_ptr(), *state_ptrs,
-                      kahan_comps[i].data_ptr() if kahan_comps else 0])
-        meta.append([p.numel(), stat_rows[i] if counters is not None else 0,
-                     rng_keys[i] & rules.MASK32, int(bool(first_step[i]))])
-        chunks += [[i, s] for s in range(0, max(p.numel(), 1), chunk)]
-    as_i64 = dict(dtype=torch.int64, device=device)
-    scalars = torch.tensor(adam_scalars or [[0.0, 0.0]] * len(params), dtype=torch.float32,
-                           device=device)
-    hyper_t = torch.tensor(list(hyper) + [0.0] * (6 - len(hyper)), dtype=torch.float32,
-                           device=device)
-    dummy = torch.zeros(1, dtype=torch.float32, device=device)
+        chunks += [x for s in range(0, max(p.numel(), 1), chunk) for x in (i, s)]
+        ptrs += [p.data_ptr(), grads[i].data_ptr()]
+        ptrs += [s[i].data_ptr() if s else 0 for s in states] + [0] * (3 - len(states))
+        ptrs.append(kahan_comps[i].data_ptr() if kahan_comps else 0)
+        meta += [p.numel(), stat_rows[i] if counters is not None else 0,
+                 rng_keys[i] & rules.MASK32, int(bool(first_step[i]))]
+    ints = _on_device(chunks + ptrs + meta, torch.int64, device)
+    ptrs_at, meta_at = len(chunks), len(chunks) + len(ptrs)
+    scalars = ([x for pair in adam_scalars for x in pair] if adam_scalars
+               else [0.0, 0.0] * len(params))
+    scalars += [0.0] * (-len(scalars) % 4)
+    floats = _on_device(scalars + list(hyper) + [0.0] * (6 - len(hyper)), torch.float32, device)
+    dummy = floats  # an unread pointer argument
     flags = list(flags) + [False] * (4 - len(flags))
     launch_options = {} if device.type == "cpu" else {"enable_fp_fusion": False}
     with _ieee(device):
-        step_kernel[(len(chunks),)](
-            torch.tensor(chunks, **as_i64), torch.tensor(table, **as_i64),
-            torch.tensor(meta, **as_i64),
-            scalars, hyper_t, counters if counters is not None else dummy,
+        step_kernel[(len(chunks) // 2,)](
+            ints[:ptrs_at], ints[ptrs_at:meta_at], ints[meta_at:],
+            floats[:len(scalars)], floats[len(scalars):],
+            counters if counters is not None else dummy,
             sums if sums is not None else dummy,
             grad_scale if grad_scale is not None else dummy,
             found_inf if found_inf is not None else dummy,

@@ -47,7 +47,10 @@ void bitflip_stats_cuda(const at::Tensor& old, const at::Tensor& new_,
 }
 
 // The device-side tables of a step call: StepTensor per tensor and the chunk list. They are
-// copied to the device on the current stream; the copy is ordered before the kernel.
+// copied to the device on the current stream, ordered before the kernel. The host side is
+// pinned memory from torch's caching host allocator and the copy is non-blocking: a copy from
+// pageable memory would synchronize the stream at every step, and the host could no longer queue
+// work ahead of the GPU. The allocator keeps the pinned block until the copy has completed.
 struct DeviceTables {
   at::Tensor storage;
   cuda::StepLaunch launch;
@@ -68,11 +71,13 @@ DeviceTables device_tables(std::vector<StepTensor> tensors, c10::ScalarType dtyp
   const size_t tensor_bytes = tensors.size() * sizeof(StepTensor);
   const size_t chunk_offset = (tensor_bytes + 15) / 16 * 16;
   const size_t total = chunk_offset + chunks.size() * sizeof(int64_t);
-  at::Tensor host = at::empty({int64_t(total)}, at::TensorOptions().dtype(at::kByte));
+  at::Tensor host =
+      at::empty({int64_t(total)}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
   std::memcpy(host.data_ptr(), tensors.data(), tensor_bytes);
   std::memcpy(host.data_ptr<uint8_t>() + chunk_offset, chunks.data(), chunks.size() * sizeof(int64_t));
   DeviceTables out;
-  out.storage = host.to(device);
+  out.storage = at::empty({int64_t(total)}, at::TensorOptions().dtype(at::kByte).device(device));
+  out.storage.copy_(host, /*non_blocking=*/true);
   const uint8_t* base = out.storage.const_data_ptr<uint8_t>();
   out.launch.format = stored_format(dtype);
   out.launch.tensors = reinterpret_cast<const StepTensor*>(base);
