@@ -4,6 +4,8 @@
 #                     the tree, so the normal build is left alone)
 # make bench  the quick benchmark suite: the roofline table of `python -m bitkernels bench`
 # make bench-full  every size 4K..64M, GPT-2 small's parameter list, and the pytest-benchmark suite
+# (On a GPU machine whose python has CUDA torch and no network: bench/gpu_session.sh, which
+#  builds in place and runs the tests and the full runner on cuda without any pip install.)
 #
 # TORCH picks the torch wheel. The default is the CPU build; on a CUDA machine use e.g.
 # `make test TORCH=torch` (then the CUDA extension is built too).

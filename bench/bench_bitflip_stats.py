@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import bitkernels as bk
-from _sizes import DEVICE, STEP_SIZES, sizes
+from _sizes import DEVICE, STEP_SIZES, sizes, synced
 from bitkernels import roofline
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
@@ -31,7 +31,7 @@ def bench_bitflip_stats(benchmark, size, dtype, backend, with_update):
     out = bk.BitStats(dtype, DEVICE)
     benchmark.extra_info["bytes"] = 2 * old.numel() * old.element_size() + (
         4 * size if with_update else 0)
-    benchmark(bk.bitflip_stats, old, new, update=update if with_update else None,
+    benchmark(synced(bk.bitflip_stats), old, new, update=update if with_update else None,
               backend=backend, out=out)
 
 
@@ -42,11 +42,11 @@ def bench_copy_baseline(benchmark, size, dtype):
     src = torch.randn(size).to(dtype).to(DEVICE)
     dst = torch.empty_like(src)
     benchmark.extra_info["bytes"] = 2 * src.numel() * src.element_size()
-    benchmark(dst.copy_, src)
+    benchmark(synced(dst.copy_), src)
 
 
 @sizes(1 << 12, 1 << 20)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def bench_diy_torch_path(benchmark, size, dtype):
     old, new, _ = pair(size, dtype)
-    benchmark(roofline.diy_flip_counts, old, new)
+    benchmark(synced(roofline.diy_flip_counts), old, new)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _sizes import DEVICE
+from _sizes import DEVICE, synced
 from bitkernels import roofline
 
 DTYPES = [torch.float32, torch.bfloat16]
@@ -29,7 +29,7 @@ def model_params(request, dtype):
 def bench_model_bitkernels(benchmark, model_params, backend, track):
     opt = roofline.ours_optimizer("adamw", model_params, backend, track)
     opt.step()
-    benchmark(opt.step)
+    benchmark(synced(opt.step))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -37,4 +37,4 @@ def bench_model_bitkernels(benchmark, model_params, backend, track):
 def bench_model_torch(benchmark, model_params, impl):
     opt = roofline.torch_optimizer("adamw", model_params, impl)
     opt.step()
-    benchmark(opt.step)
+    benchmark(synced(opt.step))

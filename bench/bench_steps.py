@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _sizes import DEVICE, STEP_SIZES, sizes
+from _sizes import DEVICE, STEP_SIZES, sizes, synced
 from bitkernels import roofline
 from bitkernels.formats import format_of
 
@@ -25,7 +25,7 @@ def bench_step_bitkernels(benchmark, size, dtype, name, backend, track):
     opt = roofline.ours_optimizer(name, [roofline.parameter(size, dtype, DEVICE)], backend, track)
     benchmark.extra_info["bytes"] = roofline.step_bytes(name, size, format_of(dtype).width // 8)
     opt.step()  # states exist: time steady-state steps
-    benchmark(opt.step)
+    benchmark(synced(opt.step))
 
 
 @sizes(*STEP_SIZES)
@@ -37,7 +37,7 @@ def bench_step_torch(benchmark, size, dtype, name, impl):
     width = format_of(dtype).width // 8
     benchmark.extra_info["bytes"] = roofline.step_bytes(name, size, width, width)
     opt.step()
-    benchmark(opt.step)
+    benchmark(synced(opt.step))
 
 
 @sizes(1 << 12, 1 << 20)
@@ -48,7 +48,7 @@ def bench_step_do_it_yourself(benchmark, size, dtype):
     params = [roofline.parameter(size, dtype, DEVICE)]
     step = roofline.diy_step(roofline.torch_optimizer("adamw", params, "fused"), params)
     step()
-    benchmark(step)
+    benchmark(synced(step))
 
 
 @sizes(*STEP_SIZES)
@@ -59,4 +59,4 @@ def bench_step_copy_baseline(benchmark, size, dtype):
     src = torch.empty(nbytes // 2, dtype=torch.uint8, device=DEVICE).random_()
     dst = torch.empty_like(src)
     benchmark.extra_info["bytes"] = 2 * src.numel()
-    benchmark(dst.copy_, src)
+    benchmark(synced(dst.copy_), src)

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The GPU work of a task that is lent an H100/H200 (the device tool), in one or two calls. That
+# machine has torch, triton, nvcc, pytest, hypothesis, pytest-benchmark, rich and matplotlib,
+# and nothing can be downloaded there, so this uses its python3 as it is: it builds bitkernels
+# in place with the CUDA extension (sm_90 only; the test suite compiles every .cu for sm_80 and
+# sm_90 itself), then
+#   test   the whole test suite (the GPU tests included) and the benchmark smoke run
+#   bench  `python -m bitkernels bench --full --device cuda`: every size 4K..64M, both GPU
+#          backends, torch fused and foreach, copy bandwidth, GPT-2 small's parameter list
+#   all    both (about the 10 minutes one call may take: split it where the build is slow)
+# Usage: bench/gpu_session.sh [test|bench|all] [OUT]     (OUT defaults to $OUT, else bench/gpu-out)
+# Full logs, JSON and the Markdown table go to OUT; the console gets the summaries only.
+# BENCH_ARGS replaces the runner's arguments; with BITKERNELS_CUDA=0 and a CPU plan in BENCH_ARGS
+# the script runs on a machine without a GPU too (a dry run of this script).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+out=${2:-${OUT:-bench/gpu-out}}
+case $what in test | bench | all) ;; *) echo "usage: $0 [test|bench|all] [OUT]" >&2; exit 2 ;; esac
+mkdir -p "$out"
+py=${PYTHON:-python3}
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" MAX_JOBS=${MAX_JOBS:-$(nproc)}
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem \
+    --format=csv 2>&1
+  nvcc --version 2>&1 | tail -2
+  $py -c 'import sys, torch, triton
+print("python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda,
+      "triton", triton.__version__)'
+  lscpu 2>/dev/null | grep "Model name"
+} 2>&1 | tee "$out/env.txt"
+
+start=$SECONDS
+if ! BITKERNELS_CUDA=${BITKERNELS_CUDA:-1} BITKERNELS_CUDA_ARCHS=${BITKERNELS_CUDA_ARCHS:-90} \
+    $py setup.py build_ext --inplace >"$out/build.log" 2>&1; then
+  tail -40 "$out/build.log"
+  echo "build failed after $((SECONDS - start)) s (log: $out/build.log)"
+  exit 1
+fi
+echo "built in $((SECONDS - start)) s"
+$py -m bitkernels backends 2>&1 | tee "$out/backends.txt"
+
+status=0
+if [[ $what == test || $what == all ]]; then
+  start=$SECONDS
+  $py -m pytest tests -q -p no:cacheprovider -rfE --maxfail=30 >"$out/tests.log" 2>&1 || status=1
+  tail -40 "$out/tests.log"
+  $py -m pytest bench --benchmark-disable -q -p no:cacheprovider >"$out/bench_smoke.log" 2>&1 \
+    || status=1
+  tail -3 "$out/bench_smoke.log"
+  echo "tests took $((SECONDS - start)) s"
+fi
+if [[ $what == bench || $what == all ]]; then
+  start=$SECONDS
+  # shellcheck disable=SC2086  # BENCH_ARGS is a list of words
+  $py -m bitkernels bench ${BENCH_ARGS:---full --device cuda} --json "$out/roofline.json" \
+    --markdown "$out/roofline.md" >"$out/roofline.log" 2>&1 || status=1
+  if [[ -s $out/roofline.md ]]; then cat "$out/roofline.md"; else tail -40 "$out/roofline.log"; fi
+  echo "bench took $((SECONDS - start)) s"
+fi
+exit $status
