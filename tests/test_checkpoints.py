@@ -127,3 +127,25 @@ def test_state_dict_is_a_snapshot():
     train(model, opt, steps=1)
     counters = saved["bitkernels"]["bit_stats"][0][2]
     assert int(counters[:, bk.stats.Layout.STEPS].max()) == 2
+
+
+def test_a_pickled_or_copied_optimizer_keeps_its_options_and_statistics():
+    """torch.save(optimizer) and copy.deepcopy carry the options (torch.optim pickles only
+    defaults, state and param_groups) and the statistics, and the copy steps."""
+    model = mlp(dtype=torch.bfloat16)
+    opt = bk.optim.AdamW(model.parameters(), lr=1e-2, rounding="stochastic", kahan=True,
+                         seed=7, backend="cpu")
+    train(model, opt, steps=2)
+    buffer = io.BytesIO()
+    torch.save(opt, buffer)
+    buffer.seek(0)
+    for restored in (torch.load(buffer, weights_only=False), copy.deepcopy(opt)):
+        assert (restored.rounding, restored.kahan, restored.seed, restored.backend,
+                restored.track_bits) == ("stochastic", True, 7, "cpu", True)
+        params = [p for group in restored.param_groups for p in group["params"]]
+        assert all(torch.equal(a.counters, b.counters)
+                   for a, b in zip(restored.bit_stats().values(), opt.bit_stats().values()))
+        for p in params:
+            p.grad = torch.ones_like(p)
+        restored.step()
+        assert all(int(s.steps) == 3 for s in restored.bit_stats().values())

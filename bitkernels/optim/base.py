@@ -93,6 +93,19 @@ class BitOptimizer(torch.optim.Optimizer):
         self._checked_states: dict[int, tuple] = {}
         super().__init__(params, defaults)
 
+    # torch.optim pickles defaults, state and param_groups only (torch.save(optimizer),
+    # copy.deepcopy): the options and the statistics go along; the state-check memo does not.
+    _PICKLED = ("track_bits", "rounding", "kahan", "seed", "backend", "_stat_tables")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update({key: self.__dict__[key] for key in self._PICKLED})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._checked_states = {}
+
     # ---- subclasses ------------------------------------------------------------------------------
     def _launch(self, impl, group: dict[str, Any], bucket: list[tuple[int, torch.Tensor]],
                 common: dict[str, Any]) -> None:
