@@ -4,10 +4,11 @@
 //
 // Per vector, from the values the update left in registers: changed and lost (mask popcounts;
 // 16-bit formats per pair of vectors), the four sums (scaled squares, as in stats_block.h), and
-// the depth bin. The flip masks and the bins go to small buffers. At the end of a group, Harley-Seal carry-save adders
-// (PositionCounter512) count the bit positions of the flip masks and of the bins made one-hot
-// words: bins 32..63 in one stream, 0..31 in another that most groups skip; and the group's sums
-// are folded into float64 lanes. Nothing here branches per element.
+// the depth bin. The flip masks and the bins go to small buffers. At the end of a group,
+// Harley-Seal carry-save adders (PositionCounter512) count the bit positions of the flip masks
+// and of the bins made one-hot words: bins 32..63 in one stream, 0..31 in another that most
+// groups skip; and the group's sums are folded into float64 lanes. Nothing here branches per
+// element.
 //
 // Every counter of the contract is exact for any value here: the depth bin is computed in exact
 // float arithmetic on exponents (getexp), where inf and NaN parameters fall to the lowest bin as
