@@ -147,3 +147,22 @@ def test_flush_denormal_mode_gives_the_same_step(backend, device, dtype):
     finally:
         torch.set_flush_denormal(False)
     assert_same(flushed, default)
+
+
+@pytest.mark.parametrize("backend,device", [c for c in KERNEL_CASES if c.values[0] == "cpu"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_large_calls_split_into_larger_chunks_count_the_same(backend, device, dtype):
+    """A call of ~3M elements on 2 threads runs in chunks above the 64K minimum (the CPU driver
+    sizes them to the call); chunk ends that fall inside tensors, at odd offsets, still give
+    the reference's bits and counters, and every element is counted once."""
+    sizes = [1_500_007, 1_200_001, 70_001, 3]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ours = Problem("adam", dtype, sizes=sizes, device=device).run(
+            implementation(backend), CONFIGS[4])
+    finally:
+        torch.set_num_threads(threads)
+    ref = Problem("adam", dtype, sizes=sizes).run(REFERENCE, CONFIGS[4])
+    assert_same(ours, ref)
+    assert ours.counters[1:, Layout.NUMEL].tolist() == [3 * n for n in sizes]  # three steps
