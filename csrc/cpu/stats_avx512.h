@@ -39,6 +39,7 @@ struct PositionCounter512 {
   alignas(64) uint32_t nibble[4][16];
   alignas(64) uint32_t half[16][16];
   int groups = 0, folds = 0;
+  bool used = false;  // anything added since the last finish
   int64_t totals[32] = {};
 
   PositionCounter512() {
@@ -80,6 +81,7 @@ struct PositionCounter512 {
                                                             _mm512_srli_epi32(sixteens, j),
                                                             nibble_bits)));
     }
+    used = true;
     if (++groups == kGroupsPerFold) fold();
   }
 
@@ -101,30 +103,34 @@ struct PositionCounter512 {
   }
 
   void drain() {
+    const __m512i low_half = _mm512_set1_epi32(0xFFFF);
     for (int k = 0; k < 16; ++k) {
-      for (int l = 0; l < 16; ++l) {
-        totals[k] += 16 * int64_t(half[k][l] & 0xFFFFu);
-        totals[k + 16] += 16 * int64_t(half[k][l] >> 16);
-      }
+      const __m512i h = _mm512_load_si512(half[k]);  // 16 lanes of <= 65535: no overflow
+      totals[k] += 16 * int64_t(_mm512_reduce_add_epi32(_mm512_and_si512(h, low_half)));
+      totals[k + 16] += 16 * int64_t(_mm512_reduce_add_epi32(_mm512_srli_epi32(h, 16)));
     }
     std::memset(half, 0, sizeof half);
     folds = 0;
   }
 
-  // Everything counted so far, per bit position, into counts[0..31]; starts over.
+  // Everything counted so far, per bit position, into counts[0..31]; starts over. In vectors
+  // and mask popcounts: it runs once per chunk, and on small tensors, one chunk each, its
+  // former scalar loops were half of the statistics' cost.
   void finish(int64_t* counts) {
+    if (!used) return;  // everything is still zero
     fold();
     drain();
-    alignas(64) uint32_t rest[4][16];  // the carry-save remainder, weights 1, 2, 4, 8
-    _mm512_store_si512(rest[0], ones);
-    _mm512_store_si512(rest[1], twos);
-    _mm512_store_si512(rest[2], fours);
-    _mm512_store_si512(rest[3], eights);
-    for (int w = 0; w < 4; ++w)
-      for (int l = 0; l < 16; ++l)
-        for (int k = 0; k < 32; ++k) totals[k] += int64_t((rest[w][l] >> k) & 1u) << w;
-    for (int k = 0; k < 32; ++k) counts[k] += totals[k], totals[k] = 0;
+    const __m512i rest[4] = {ones, twos, fours, eights};  // the remainder, weights 1, 2, 4, 8
+    for (int k = 0; k < 32; ++k) {
+      const __m512i bit = _mm512_set1_epi32(int(1u << k));
+      int64_t count = 0;
+      for (int w = 0; w < 4; ++w)
+        count += int64_t(__builtin_popcount(_mm512_test_epi32_mask(rest[w], bit))) << w;
+      counts[k] += totals[k] + count;
+      totals[k] = 0;
+    }
     ones = twos = fours = eights = _mm512_setzero_si512();
+    used = false;
   }
 };
 
