@@ -9,6 +9,7 @@
 #include <torch/library.h>
 
 #include "bitkernels/bitstats.h"
+#include "cpu/advance_steps.h"
 #include "cpu/simd.h"
 #include "python_module.h"
 
@@ -88,4 +89,15 @@ TORCH_LIBRARY(bitkernels, m) {
       "float beta2, float weight_decay, bool maximize, bool stochastic) -> ()");
 }
 
-BK_PYTHON_MODULE(_C)
+namespace {
+
+PyMethodDef module_functions[] = {
+    {"advance_steps", bitkernels::cpu::advance_steps, METH_O,
+     "advance_steps(steps: list[Tensor]) -> list[float] | None: adds 1 to every step count "
+     "(float32 CPU scalars) and returns the new counts; None, changing nothing, if any step "
+     "is not one."},
+    {nullptr, nullptr, 0, nullptr}};
+
+}  // namespace
+
+BK_PYTHON_MODULE(_C, module_functions)

@@ -400,6 +400,44 @@ def test_states_are_checked_again_when_the_parameter_changes():
     assert torch.equal(weight, torch.zeros(24, 12, dtype=torch.float16))
 
 
+@pytest.mark.skipif(bk.backends._ext.load_cpu() is not None, reason="bitkernels._C not built")
+def test_advance_steps_adds_one_to_all_or_none():
+    """bitkernels._C.advance_steps, the optimizers' `step += 1`: every count advances as add_(1)
+    would (version counter included) and comes back as a float; a list with one step it cannot
+    write in memory changes none and returns None, for torch's general path."""
+    advance = bk.backends._ext.cpu_module().advance_steps
+    row = torch.zeros(4)
+    steps = [torch.tensor(0.0), torch.tensor(2.0**24), row[2]]  # 2^24 + 1 rounds to 2^24
+    versions = [s._version for s in steps]
+    assert advance(steps) == [1.0, 2.0**24, 1.0]
+    assert [float(s) for s in steps] == [1.0, 2.0**24, 1.0] and row.tolist() == [0, 0, 1, 0]
+    assert all(s._version > v for s, v in zip(steps, versions))
+    for odd in (torch.tensor(1.0, dtype=torch.float64), torch.zeros(2), torch.tensor(1),
+                torch.tensor(1.0, device="meta"), 1.0):
+        before = [float(s) for s in steps]
+        assert advance([*steps, odd]) is None
+        assert [float(s) for s in steps] == before
+    assert advance([]) == []
+    with pytest.raises(TypeError, match="expected a list of tensors"):
+        advance(3)
+
+
+def test_steps_of_other_dtypes_take_the_general_path():
+    """A float64 step (e.g. from another library's checkpoint) still counts: the bucket's steps
+    go through torch._foreach_add_, and the parameters step as with float32 steps."""
+    models = [mlp(), mlp()]
+    opts = [bk.optim.AdamW(m.parameters(), lr=1e-2) for m in models]
+    for model, opt in zip(models, opts):
+        train(model, opt, steps=1)
+    for state in opts[1].state.values():
+        state["step"] = state["step"].double()
+    for model, opt in zip(models, opts):
+        train(model, opt, steps=2)
+    assert all(float(s["step"]) == 3 for opt in opts for s in opt.state.values())
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.equal(a, b)
+
+
 def test_mixed_devices_in_one_group_are_rejected():
     on_cpu = torch.nn.Parameter(torch.zeros(3))
     on_meta = torch.nn.Parameter(torch.zeros(3, device="meta"))

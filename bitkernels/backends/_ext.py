@@ -20,6 +20,12 @@ def load_cpu() -> str | None:
     return None
 
 
+@cache
+def cpu_module():
+    """bitkernels._C itself, for its functions that are not ops (load_cpu() first)."""
+    return importlib.import_module("bitkernels._C")
+
+
 def _register_fakes() -> None:
     """Fake (meta) implementations, so that torch.compile and FakeTensor tracing can run the
     ops: every op only mutates its arguments in place and returns nothing, so tracing needs no

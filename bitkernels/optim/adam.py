@@ -46,7 +46,7 @@ class Adam(BitOptimizer):
         beta1, beta2 = group["betas"]
         lr = group["lr"]
         states = common["states"]
-        steps = [float(state["step"]) for state in states]
+        steps = common["steps"]
         # The scalars once per distinct step count (usually one per bucket).
         scalars = {t: (adam_step_size(lr, beta1, t), adam_bias_correction2_sqrt(beta2, t))
                    for t in set(steps)}

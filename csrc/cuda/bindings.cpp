@@ -142,4 +142,4 @@ TORCH_LIBRARY_IMPL(bitkernels, CUDA, m) {
   m.impl("lion_step", &bitkernels::lion_step_cuda);
 }
 
-BK_PYTHON_MODULE(_C_cuda)
+BK_PYTHON_MODULE(_C_cuda, nullptr)
