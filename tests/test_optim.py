@@ -351,10 +351,12 @@ def test_bad_input_is_rejected_before_any_parameter_changes():
 ], ids=["shape", "dtype", "strides", "step"])
 def test_a_broken_state_is_rejected_before_anything_changes(corrupt, error, message):
     """States that a load_state_dict of another model (or a hand edit) left wrong stop the
-    step with the parameter's name, before any parameter, state or counter is written."""
+    step with the parameter's name, before any parameter, state or counter is written. Two
+    steps first: the second checks the states the first made, and the step after the
+    corruption must see that they changed."""
     model = mlp()
     opt = bk.optim.AdamW(list(model.named_parameters()), lr=1e-2)
-    train(model, opt, steps=1)
+    train(model, opt, steps=2)
     corrupt(opt.state[model[0].weight])
     for p in model.parameters():
         p.grad = torch.randn_like(p)

@@ -102,7 +102,7 @@ class BitOptimizer(torch.optim.Optimizer):
         self.backend = backend
         # (group index, device) -> (counters [params in group, NUM_COUNTERS], sums [.., NUM_SUMS])
         self._stat_tables: dict[tuple[int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
-        # id(parameter) -> what its state was last checked as (see _check_state)
+        # id(parameter) -> what its state was last checked as (see _plan)
         self._checked_states: dict[int, tuple] = {}
         super().__init__(params, defaults)
 
@@ -151,15 +151,28 @@ class BitOptimizer(torch.optim.Optimizer):
         """The group's parameters that have gradients, checked, bucketed by (device, dtype)."""
         buckets: dict[tuple[torch.device, torch.dtype], list[tuple[int, torch.Tensor]]] = (
             defaultdict(list))
+        checked = self._checked_states
         for position, p in enumerate(group["params"]):
             grad = p.grad
             if grad is None:
                 continue
-            dtype, device = p.dtype, p.device
-            if (grad.layout != torch.strided or dtype not in FORMATS or grad.dtype != dtype
-                    or grad.shape != p.shape or grad.device != device):
+            dtype, device, shape = p.dtype, p.device, p.shape
+            if (grad.layout is not torch.strided or dtype not in FORMATS or grad.dtype is not dtype
+                    or grad.shape != shape or grad.device != device):
                 self._reject_grad(self._name(index, position, group), p, grad)
-            self._check_state(index, position, group, p)
+            state = self.state.get(p)
+            if state:
+                # A parameter's state is checked again only when it or the parameter changed:
+                # checking every tensor at every step cost more than the step itself on models
+                # of many small tensors. The memo holds the state objects themselves (identity,
+                # not equality), so an assignment or load_state_dict is seen; so is a parameter
+                # whose .data was replaced (its shape, dtype or device).
+                seen = checked.get(id(p))
+                if (seen is None or seen[0] != shape or seen[1] is not dtype or seen[2] != device
+                        or len(seen) != 3 + len(state)
+                        or not all(map(operator.is_, seen[3:], state.values()))):
+                    self._check_state(index, position, group, p, state)
+                    checked[id(p)] = (shape, dtype, device, *state.values())
             buckets[(device, dtype)].append((position, p))
         devices = sorted({str(device) for device, _ in buckets})
         if len(devices) > 1:
@@ -190,20 +203,9 @@ class BitOptimizer(torch.optim.Optimizer):
     # otherwise reach the kernels with the wrong sizes.
     _FP32_STATES = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
 
-    def _check_state(self, index: int, position: int, group: dict[str, Any],
-                     p: torch.Tensor) -> None:
-        state = self.state.get(p)
-        if not state:
-            return
-        # A parameter's state is checked again only when it or the parameter changed: checking
-        # every tensor at every step cost more than the step itself on models of many small
-        # tensors. The signature holds the state objects themselves (identity, not equality), so
-        # an assignment or load_state_dict is seen; so is a parameter whose .data was replaced.
-        signature = (p.shape, p.dtype, p.device, *state.values())
-        seen = self._checked_states.get(id(p))
-        if (seen is not None and len(seen) == len(signature) and seen[:3] == signature[:3]
-                and all(map(operator.is_, seen[3:], signature[3:]))):
-            return
+    def _check_state(self, index: int, position: int, group: dict[str, Any], p: torch.Tensor,
+                     state: dict[str, Any]) -> None:
+        """Raises, naming the parameter, if one of its states could not be stepped with it."""
         name = self._name(index, position, group)
         expected = {key: torch.float32 for key in self._FP32_STATES}
         expected["kahan_comp"] = p.dtype
@@ -228,7 +230,6 @@ class BitOptimizer(torch.optim.Optimizer):
         if step is not None and (not isinstance(step, (torch.Tensor, int, float))
                                  or (isinstance(step, torch.Tensor) and step.numel() != 1)):
             raise ValueError(f"parameter {name}: state 'step' must be a scalar, got {step!r}")
-        self._checked_states[id(p)] = signature
 
     def _run(self, index, group, plan, offset, grad_scale) -> None:
         stochastic = self.rounding == "stochastic"
