@@ -1,7 +1,7 @@
 """The issue 3 figure: our fused step with statistics against torch.optim's fused step without,
 on one parameter, timed alternately (ours with stats, ours without, torch fused, torch fused
-wrapped in bk.track, round after round) so that the noise of a shared machine hits every case
-alike. Prints medians and ratios.
+wrapped in bk.track, round after round, in a new order each round) so that the noise of a
+shared machine hits every case alike. Prints medians and ratios.
 
     python bench/step_ratio.py [--size 16M] [--dtype float32] [--optimizer adamw] [--rounds 30]
 """
@@ -9,6 +9,7 @@ alike. Prints medians and ratios.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 
@@ -54,8 +55,10 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in cases}
     for opt in cases.values():
         opt.step()  # states exist: time steady-state steps
+    order, rng = list(cases.items()), random.Random(0)
     for _ in range(args.rounds):
-        for name, opt in cases.items():
+        rng.shuffle(order)  # a new order each round, as roofline.time_alternately
+        for name, opt in order:
             start = time.perf_counter()
             opt.step()
             times[name].append(time.perf_counter() - start)
