@@ -29,6 +29,9 @@ CONFIGS = [
                   amsgrad=False)),
     ("lion", dict(lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0)),
     ("lion", dict(lr=3e-4, beta1=0.95, beta2=0.98, weight_decay=0.1, maximize=True)),
+    # SGD with momentum as usually configured: the CPU's kernels without the picks of maximize,
+    # decay and Nesterov (kPlain).
+    ("sgd", dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.0, nesterov=False)),
 ]
 CONFIG_IDS = [f"{name}{i}" for i, (name, _) in enumerate(CONFIGS)]
 

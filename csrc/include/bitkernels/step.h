@@ -29,7 +29,8 @@ struct StepTensor {
 BK_INLINE float load_like(float, const float* x) { return *x; }
 BK_INLINE void store_lanes(float* x, float v) { *x = v; }
 
-template <bool kMomentum>
+// kPlain: see sgd_update.
+template <bool kMomentum, bool kPlain = false>
 struct SgdElement {
   SgdHyper h;
   float* buf;
@@ -37,7 +38,7 @@ struct SgdElement {
   template <class V>
   BK_INLINE V operator()(int64_t i, V p, V g) const {
     V b = kMomentum ? load_like(p, buf + i) : V(0.0f);
-    const V d = sgd_update(h, p, g, b, first);
+    const V d = sgd_update<kPlain>(h, p, g, b, first);
     if (kMomentum) store_lanes(buf + i, b);
     return d;
   }
