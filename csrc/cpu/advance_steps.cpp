@@ -1,6 +1,6 @@
 // Why this exists: torch._foreach_add_ on CPU scalars runs one add_ per tensor, ~1 us each,
 // and reading each count back with float() costs more again; on a model of 148 small tensors
-// that was a fifth of the optimizer's step. Here both are a pointer increment per tensor.
+// that was ~180 of the optimizer step's ~700 us. Here both are a pointer increment per tensor.
 #include "advance_steps.h"
 
 #include <vector>
