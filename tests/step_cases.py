@@ -32,6 +32,9 @@ CONFIGS = [
     # SGD with momentum as usually configured: the CPU's kernels without the picks of maximize,
     # decay and Nesterov (kPlain).
     ("sgd", dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.0, nesterov=False)),
+    # Lion with decay, without maximize: the CPU's kernels without the picks (kPlain, kDecay;
+    # CONFIGS[7] is the plain Lion without decay).
+    ("lion", dict(lr=3e-4, beta1=0.9, beta2=0.99, weight_decay=0.1)),
 ]
 CONFIG_IDS = [f"{name}{i}" for i, (name, _) in enumerate(CONFIGS)]
 

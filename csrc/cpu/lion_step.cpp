@@ -15,9 +15,19 @@ void lion_step_cpu BK_LION_STEP_PARAMS {
   const LionHyper h = lion_hyper(lr, beta1, beta2, weight_decay, maximize);
   dispatch_format(params[0].scalar_type(), [&](auto format) {
     using F = decltype(format);
-    run_step<F>(
-        tensors, [&](const StepTensor& t) { return LionElement::of(h, t); }, stochastic,
-        !kahan_comps.empty(), counters.has_value(), scale_ptr(grad_scale));
+    auto run = [&](auto is_plain, auto with_decay) {
+      constexpr bool kPlain = decltype(is_plain)::value;
+      constexpr bool kDecay = decltype(with_decay)::value;
+      run_step<F>(
+          tensors, [&](const StepTensor& t) { return LionElement<kPlain, kDecay>::of(h, t); },
+          stochastic, !kahan_comps.empty(), counters.has_value(), scale_ptr(grad_scale));
+    };
+    // Without maximize (as usual), with or without decay, the rule leaves out their picks.
+    if (maximize) {
+      run(Bool<false>{}, Bool<true>{});
+    } else {
+      weight_decay != 0.0 ? run(Bool<true>{}, Bool<true>{}) : run(Bool<true>{}, Bool<false>{});
+    }
   });
 }
 

@@ -5,7 +5,7 @@ namespace bitkernels {
 namespace cuda {
 
 cudaError_t launch_lion_step(const StepLaunch& args, const LionHyper& h, cudaStream_t stream) {
-  return launch_for_format<LionElement>(args, h, stream);
+  return launch_for_format<LionElement<>>(args, h, stream);
 }
 
 }  // namespace cuda

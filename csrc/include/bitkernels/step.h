@@ -70,13 +70,15 @@ struct AdamElement {
   }
 };
 
+// kPlain, kDecay: see lion_update.
+template <bool kPlain = false, bool kDecay = true>
 struct LionElement {
   LionHyper h;
   float* m;
   template <class V>
   BK_INLINE V operator()(int64_t i, V p, V g) const {
     V mi = load_like(p, m + i);
-    const V d = lion_update(h, p, g, mi);
+    const V d = lion_update<kPlain, kDecay>(h, p, g, mi);
     store_lanes(m + i, mi);
     return d;
   }
