@@ -155,8 +155,9 @@ struct LionHyper {
 };
 
 // kPlain: the caller guarantees maximize is clear and h.decay is kDecay, so neither is picked
-// (2 vector instructions per element for maximize, 1 for decay, 5 more without decay): Lion
-// has no division, and with statistics its 16-bit steps are bound by these instructions.
+// (2 vector instructions per element for maximize, 1 for decay, 5 more without decay). Lion
+// has no division: with statistics its 16-bit steps are bound by vector instructions, and
+// each one counts.
 template <bool kPlain = false, bool kDecay = true, class V>
 BK_INLINE V lion_update(const LionHyper& h, V p, V g, V& m) {
   if constexpr (!kPlain) g = pick(h.maximize, -g, g);
