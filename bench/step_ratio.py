@@ -1,7 +1,7 @@
 """The issue 3 figure: our fused step with statistics against torch.optim's fused step without,
 on one parameter, timed alternately (ours with stats, ours without, torch fused, torch fused
-wrapped in bk.track, round after round, in a new order each round) so that the noise of a
-shared machine hits every case alike. Prints medians and ratios.
+wrapped in bk.track, round after round, in a new order each round: roofline.time_alternately)
+so that the noise of a shared machine hits every case alike. Prints medians and ratios.
 
     python bench/step_ratio.py [--size 16M] [--dtype float32] [--optimizer adamw] [--rounds 30]
 """
@@ -9,9 +9,6 @@ shared machine hits every case alike. Prints medians and ratios.
 from __future__ import annotations
 
 import argparse
-import random
-import statistics
-import time
 
 import torch
 
@@ -29,11 +26,6 @@ OPTIMIZERS = {
 }
 
 
-def parse_size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20}
-    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="16M")
@@ -41,7 +33,7 @@ def main() -> None:
     parser.add_argument("--optimizer", default="adamw", choices=list(OPTIMIZERS))
     parser.add_argument("--rounds", type=int, default=30)
     args = parser.parse_args()
-    size, dtype = parse_size(args.size), getattr(torch, args.dtype)
+    size, dtype = roofline.parse_size(args.size), getattr(torch, args.dtype)
     ours, theirs, kwargs = OPTIMIZERS[args.optimizer]
     cases = {
         "ours, statistics": ours([parameter(size, dtype)], backend="cpu", **kwargs),
@@ -52,17 +44,10 @@ def main() -> None:
         "torch fused, tracked": bk.track(theirs([parameter(size, dtype)], fused=True, **kwargs),
                                          backend="cpu"),
     }
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for opt in cases.values():
-        opt.step()  # states exist: time steady-state steps
-    order, rng = list(cases.items()), random.Random(0)
-    for _ in range(args.rounds):
-        rng.shuffle(order)  # a new order each round, as roofline.time_alternately
-        for name, opt in order:
-            start = time.perf_counter()
-            opt.step()
-            times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(ts) for name, ts in times.items()}
+    # roofline's alternate timing: every case once per round, in a new order each round.
+    candidates = [roofline.Candidate(name, opt.step) for name, opt in cases.items()]
+    roofline.time_alternately(candidates, args.rounds, torch.device("cpu"))
+    median = {c.name: c.median for c in candidates}
     print(f"{args.optimizer} {args.dtype} {args.size}, {torch.get_num_threads()} threads, "
           f"{args.rounds} alternating rounds (median ms):")
     for name, m in median.items():
