@@ -26,7 +26,7 @@ std::vector<int64_t> stats_layout() {
 
 namespace cpu = bitkernels::cpu;
 
-const char* const kIsaNames[] = {"base", "x86-64-v3", "x86-64-v4"};
+const char* const kIsaNames[] = {"base", "x86-64-v3", "x86-64-v4", "x86-64-v4+avx512bf16"};
 
 // The instruction sets the CPU kernels can use on this CPU, lowest first.
 std::vector<std::string> cpu_isas() {
@@ -42,7 +42,7 @@ std::string cpu_isa(const std::optional<std::string>& limit) {
     int chosen = -1;
     for (int isa = 0; isa <= int(cpu::detected_isa()); ++isa)
       if (*limit == kIsaNames[isa]) chosen = isa;
-    if (*limit == "native") chosen = int(cpu::Isa::kX86_64_V4);
+    if (*limit == "native") chosen = int(cpu::Isa::kX86_64_V4Bf16);
     TORCH_CHECK_VALUE(chosen >= 0, "cpu_isa: limit must be \"native\" or one of the ISAs this "
                       "CPU runs (", c10::Join(", ", cpu_isas()), "), got \"", *limit, "\"");
     cpu::isa_limit().store(chosen);

@@ -24,7 +24,8 @@ CONFIGS = [
                   amsgrad=True)),
     ("adam", dict(lr=2e-3, beta1=0.3, beta2=0.99, eps=1e-6, weight_decay=0.05, decoupled=False,
                   amsgrad=False, maximize=True)),
-    # AdamW as usually configured: the CPU's kernels without the gradient's picks (kAdjustGrad).
+    # AdamW as usually configured: the CPU's kernels without picks (kPlain, kDecay; CONFIGS[3]
+    # is the plain Adam without decay).
     ("adam", dict(lr=1e-3, beta1=0.9, beta2=0.95, eps=1e-8, weight_decay=0.1, decoupled=True,
                   amsgrad=False)),
     ("lion", dict(lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0)),
@@ -35,6 +36,10 @@ CONFIGS = [
     # Lion with decay, without maximize: the CPU's kernels without the picks (kPlain, kDecay;
     # CONFIGS[7] is the plain Lion without decay).
     ("lion", dict(lr=3e-4, beta1=0.9, beta2=0.99, weight_decay=0.1)),
+    # AdamW with beta1 <= 0.5, which torch's lerp computes from the other side: the general
+    # kernels.
+    ("adam", dict(lr=1e-3, beta1=0.4, beta2=0.999, eps=1e-8, weight_decay=0.01, decoupled=True,
+                  amsgrad=False)),
 ]
 CONFIG_IDS = [f"{name}{i}" for i, (name, _) in enumerate(CONFIGS)]
 
@@ -57,7 +62,8 @@ class Problem:
         for n in sizes:
             p = torch.randn(n, generator=g) * 0.02
             if specials and n > 20:
-                p[:6] = torch.tensor([0.0, -0.0, 1e-40, float("inf"), float("nan"), 3e38])
+                p[:7] = torch.tensor([0.0, -0.0, 1e-40, float("inf"), float("nan"), 3e38,
+                                      -float("inf")])
             self.params.append(p.to(dtype).to(device))
         nstates = {"sgd": 1, "adam": 3, "lion": 1}[kind]
         self.states = [[torch.zeros(n, device=device) for n in sizes] for _ in range(nstates)]

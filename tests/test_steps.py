@@ -42,16 +42,41 @@ def test_matches_reference(backend, device, config, dtype):
 
 
 @pytest.mark.parametrize("backend,device", KERNEL_CASES)
-@pytest.mark.parametrize("config", [CONFIGS[1], CONFIGS[4], CONFIGS[7]], ids=str)
+@pytest.mark.parametrize("config", [CONFIGS[i] for i in (1, 4, 6, 7, 10)], ids=str)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_special_values(backend, device, config, dtype):
-    """inf/NaN/zero/subnormal parameters and gradients: same bits, counted as nonfinite."""
+    """inf/NaN/zero/subnormal parameters and gradients: same bits, counted as nonfinite. With
+    the plain AdamW and Lion kernels (CONFIGS[6], [10]), whose decay of an infinite parameter
+    is a fix-up on AVX-512."""
     kind = config[0]
     ours = Problem(kind, dtype, device=device, specials=True).run(
         implementation(backend), config, specials=True)
     ref = Problem(kind, dtype, specials=True).run(REFERENCE, config, specials=True)
     assert_same(ours, ref)
     assert int(ours.counters[:, Layout.NONFINITE].sum()) > 0
+
+
+@pytest.mark.parametrize("backend,device", KERNEL_CASES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_new_values_rounded_from_subnormals_and_nans(backend, device, dtype):
+    """p + d subnormal (|d| = lr = 1e-39 on zeros and on p = 1e-39) or a NaN with a sign and a
+    payload (p), at every lane of both vectors of a pair: the inputs that the AVX512-BF16
+    rounding of bf16 steps gets wrong (it reads subnormals as zero and keeps NaN payloads), and
+    the kernels fix up. Stored and counted as the reference does."""
+    config = ("lion", dict(lr=1e-39, beta1=0.9, beta2=0.99, weight_decay=0.0))
+    n = 1024
+    p = torch.randn(n, generator=torch.Generator().manual_seed(3)).to(dtype)
+    # Apart, so that a pair of vectors holding one class does not hold the other.
+    p[0:512:7], p[1:512:7], p[3:512:11] = 0.0, 1e-39, -0.0
+    negative_nan = {torch.float32: -0x3FFFFF, torch.bfloat16: -0x3F, torch.float16: -0x1FF}[dtype]
+    bits(p)[512::13] = negative_nan  # sign set, quiet, payload 1
+    problems = [Problem("lion", dtype, sizes=[n], device=d) for d in (device, "cpu")]
+    for problem in problems:
+        problem.params[0] = p.to(problem.params[0].device, copy=True)
+    ours = problems[0].run(implementation(backend), config)
+    ref = problems[1].run(REFERENCE, config)
+    assert_same(ours, ref)
+    assert int(ref.counters[1, Layout.NONFINITE]) > 0
 
 
 @pytest.mark.parametrize("backend,device", [c for c in BACKEND_CASES])

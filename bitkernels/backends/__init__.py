@@ -96,7 +96,8 @@ def available() -> dict[str, BackendStatus]:
 
 def cpu_isas() -> list[str]:
     """The instruction sets the cpu backend's kernels can use on this CPU, lowest first:
-    "base" (x86-64), "x86-64-v3" (AVX2) and "x86-64-v4" (AVX-512)."""
+    "base" (x86-64), "x86-64-v3" (AVX2), "x86-64-v4" (AVX-512) and "x86-64-v4+avx512bf16"
+    (AVX-512 with its bf16 conversions, which the bf16 steps round with)."""
     _require_cpu()
     return list(torch.ops.bitkernels.cpu_isas())
 

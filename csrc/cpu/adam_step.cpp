@@ -16,25 +16,28 @@ void adam_step_cpu BK_ADAM_STEP_PARAMS {
       adam_hyper(lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad, maximize);
   dispatch_format(params[0].scalar_type(), [&](auto format) {
     using F = decltype(format);
-    auto run = [&](auto with_amsgrad, auto with_adjust_grad) {
+    auto run = [&](auto with_amsgrad, auto plain, auto with_decay) {
       constexpr bool kAmsgrad = decltype(with_amsgrad)::value;
-      constexpr bool kAdjustGrad = decltype(with_adjust_grad)::value;
+      constexpr bool kPlain = decltype(plain)::value;
+      constexpr bool kDecay = decltype(with_decay)::value;
       run_step<F>(
           tensors,
-          [&](const StepTensor& t) {
-            return AdamElement<kAmsgrad, kAdjustGrad>::of(h, t);
-          },
+          [&](const StepTensor& t) { return AdamElement<kAmsgrad, kPlain, kDecay>::of(h, t); },
           stochastic, !kahan_comps.empty(), counters.has_value(), scale_ptr(grad_scale));
     };
-    // The usual configuration gets its own kernels, without the gradient's picks; the rarer ones
-    // (amsgrad, maximize, Adam's coupled weight decay) share the general kernels.
-    const bool adjust_grad = h.maximize.mask != 0 || h.coupled_decay.mask != 0;
+    // The usual configurations (AdamW, and Adam without weight decay) get their own kernels,
+    // without picks; the rarer ones (amsgrad, maximize, Adam's coupled weight decay, beta1 <=
+    // 0.5) share the general kernels.
+    const bool plain = h.maximize.mask == 0 && h.coupled_decay.mask == 0 &&
+                       h.beta1_weight.from_a.mask != 0;
     if (amsgrad) {
-      run(Bool<true>{}, Bool<true>{});
-    } else if (adjust_grad) {
-      run(Bool<false>{}, Bool<true>{});
+      run(Bool<true>{}, Bool<false>{}, Bool<true>{});
+    } else if (!plain) {
+      run(Bool<false>{}, Bool<false>{}, Bool<true>{});
+    } else if (h.decoupled_decay.mask != 0) {
+      run(Bool<false>{}, Bool<true>{}, Bool<true>{});
     } else {
-      run(Bool<false>{}, Bool<false>{});
+      run(Bool<false>{}, Bool<true>{}, Bool<false>{});
     }
   });
 }

@@ -55,13 +55,13 @@ BK_NOINLINE int64_t count_with_update_avx512(const typename F::bits_t* old_bits,
       prefetch_ahead(old_bits, i, sizeof(bits_t));
       prefetch_ahead(new_bits, i, sizeof(bits_t));
       prefetch_ahead(d, i, sizeof(uint32_t));
-      const U32x16 old_v = load_stored16<F>(old_bits + i);
+      const F32x16 p = load_widened16<F>(old_bits + i), q = load_widened16<F>(new_bits + i);
       __m512i pair_flips = _mm512_setzero_si512();
       if constexpr (VectorStats<F>::kPacked && decltype(odd)::value) {
         pair_flips = _mm512_xor_si512(_mm512_loadu_si512(old_bits + i - 16),
                                       _mm512_loadu_si512(new_bits + i - 16));
       }
-      const VectorValues values = {old_v, load_stored16<F>(new_bits + i), widen16<F>(old_v),
+      const VectorValues values = {float_bits(p), float_bits(q), q, p,
                                    F32x16(_mm512_loadu_ps(reinterpret_cast<const float*>(d + i))),
                                    F32x16(0.0f), pair_flips};
       stats.template add<decltype(odd)::value>(v, values, sums);

@@ -164,7 +164,8 @@ BK_ALWAYS_INLINE __m512 fold_sums(const __m512 (&s)[stats::kNumSums]) {
 
 // One vector's values, as the update left them.
 struct VectorValues {
-  U32x16 old_bits, new_bits;  // stored bits
+  U32x16 old_bits, new_bits;  // stored bits; not kPacked only
+  F32x16 q;                   // new value
   F32x16 p;                   // old value
   F32x16 d;                   // the update that was rounded in
   F32x16 g;                   // the unscaled gradient
@@ -245,7 +246,7 @@ struct VectorStats {
     add_square(sums.squares[stats::kSumD2], d.v);
     add_square(sums.squares[stats::kSumG2], g.v);
     add_square(sums.squares[stats::kSumP2], p.v);
-    add_square(sums.squares[stats::kSumR2], _mm512_sub_ps(widen16<F>(x.new_bits).v, p.v));
+    add_square(sums.squares[stats::kSumR2], _mm512_sub_ps(x.q.v, p.v));
   }
 
   // After the 16 vectors of a group: param, the group's new stored values; grad_at(j), the

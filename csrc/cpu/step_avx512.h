@@ -24,16 +24,25 @@ BK_ALWAYS_INLINE __m512i pack_pair(__m512i a, __m512i b) {
   return _mm512_permutex2var_epi16(a, even_words, b);
 }
 
+// Whether a step rounds its pairs of vectors with AVX512-BF16's conversion (kConvertBf16): bf16
+// to nearest, without Kahan (whose compensation needs each vector's bits on its own). One
+// conversion, with a class test of its inputs, replaces 16 integer instructions and pack_pair:
+// bf16 steps with statistics are bound by the vector ports, not the memory (bench/RESULTS.md).
+template <class F, Rounding kMode, bool kKahan>
+constexpr bool kConvertsPairs =
+    F::kWidth == 16 && F::kExponent == 8 && kMode == Rounding::kNearest && !kKahan;
+
 // Steps the whole groups of 256 elements of [begin, end) and returns where it stopped; the
 // caller steps the rest. Bit for bit the same parameters, states and counters as the scalar
 // loop (step_impl.h).
-template <class F, Rounding kMode, bool kKahan, bool kTrack, class Element>
-__attribute__((flatten)) int64_t step_groups_avx512(const Element& rule, const StepTensor& t,
-                                                    int64_t begin, int64_t end,
-                                                    const float* grad_scale, Partial& out) {
+template <class F, Rounding kMode, bool kKahan, bool kTrack, bool kConvertBf16, class Element>
+__attribute__((flatten)) int64_t step_groups_avx512_impl(const Element& rule, const StepTensor& t,
+                                                         int64_t begin, int64_t end,
+                                                         const float* grad_scale, Partial& out) {
   using bits_t = typename F::bits_t;
   constexpr int kGroup = VectorStats<F>::kGroup;
   constexpr bool kPacked = VectorStats<F>::kPacked;
+  static_assert(!kConvertBf16 || kConvertsPairs<F, kMode, kKahan>, "a bf16 step to nearest");
   // Local copies: hyper-parameters and pointers the compiler must not reload after every store.
   const Element element = rule;
   auto* const param = static_cast<bits_t*>(t.param);
@@ -43,8 +52,7 @@ __attribute__((flatten)) int64_t step_groups_avx512(const Element& rule, const S
   const uint32_t key = t.rng_key;
   const bool scaled = grad_scale != nullptr;
   const float scale = scaled ? *grad_scale : 1.0f;
-  auto gradient = [&](U32x16 bits) BK_ALWAYS_INLINE_LAMBDA {
-    const F32x16 g = widen16<F>(bits);
+  auto gradient = [&](F32x16 g) BK_ALWAYS_INLINE_LAMBDA {
     return scaled ? g / scale : g;  // x / 1 is exact, but a division is not free
   };
   VectorStats<F> stats;
@@ -56,39 +64,65 @@ __attribute__((flatten)) int64_t step_groups_avx512(const Element& rule, const S
     // per iteration: 16-bit formats store (and count the flips of) a pair at once.
     VectorValues pending;
     __m512i old_pair, new_even;  // kPacked: the pair's stored words before, the first's after
+    F32x16 sum_even;             // kConvertBf16: the first's p + d
     auto step_vector = [&](int v, auto odd) BK_ALWAYS_INLINE_LAMBDA {
       constexpr bool kOdd = decltype(odd)::value;
       const int64_t i = b0 + 16 * v;
       prefetch_ahead(param, i, sizeof(bits_t));
       prefetch_ahead(grad, i, sizeof(bits_t));
-      prefetch_ahead(comp, i, sizeof(bits_t));
-      for (const float* state : states) prefetch_ahead(state, i, sizeof(float));
+      if constexpr (kKahan) prefetch_ahead(comp, i, sizeof(bits_t));
+      for (int s = 0; s < Element::kStates; ++s) prefetch_ahead(states[s], i, sizeof(float));
       // kPacked: the pair's stored words are loaded whole for its flips, and each vector's half
       // again as widened lanes: a widening load from L1 costs less than widening them out of
-      // old_pair (the odd vector's half would need an extraction too).
+      // old_pair.
       if constexpr (kPacked && !kOdd) old_pair = _mm512_loadu_si512(param + i);
-      const U32x16 old_bits = load_stored16<F>(param + i);
-      const F32x16 p = widen16<F>(old_bits);
-      const F32x16 g = gradient(load_stored16<F>(grad + i));
+      const F32x16 p = load_widened16<F>(param + i);
+      const F32x16 g = gradient(load_widened16<F>(grad + i));
       const F32x16 d = element(i, p, g);
-      const U32x16 random_bits =
-          kMode == Rounding::kStochastic ? element_random16(key, uint64_t(i)) : U32x16(0u);
-      const U32x16 comp_bits = kKahan ? load_stored16<F>(comp + i) : U32x16(0u);
-      const auto landed = land<F, kMode, kKahan>(p, d, comp_bits, random_bits);
+      U32x16 new_bits;  // not kConvertBf16
+      F32x16 q = p;     // the new value; kConvertBf16 and even: set by the odd vector
+      F32x16 applied = d;  // the update rounded in (with Kahan: d + compensation)
       __m512i pair_flips = _mm512_setzero_si512();
-      if constexpr (!kPacked) {
-        store_stored16<F>(param + i, landed.new_bits);
-      } else if constexpr (!kOdd) {
-        new_even = landed.new_bits.v;
+      if constexpr (kConvertBf16) {
+        const F32x16 sum = p + d;  // land() without Kahan
+        if constexpr (!kOdd) {
+          sum_even = sum;
+        } else {
+          __m512i pair = convert_pair_bf16(sum_even, sum);
+          constexpr int kNanOrSubnormal = 0xA1;  // fpclass: QNaN, subnormal, SNaN
+          const __mmask16 even_special = _mm512_fpclass_ps_mask(sum_even.v, kNanOrSubnormal);
+          const __mmask16 odd_special = _mm512_fpclass_ps_mask(sum.v, kNanOrSubnormal);
+          if (__builtin_expect(!_kortestz_mask16_u8(even_special, odd_special), 0))
+            pair = pack_pair(round_nearest<F>(sum_even).v, round_nearest<F>(sum).v);
+          _mm512_storeu_si512(param + i - 16, pair);
+          pair_flips = _mm512_xor_si512(pair, old_pair);
+          if constexpr (kTrack) pending.q = widen_bf16_words<0>(pair);
+          q = widen_bf16_words<16>(pair);
+        }
       } else {
-        const __m512i pair = pack_pair(new_even, landed.new_bits.v);
-        _mm512_storeu_si512(param + i - 16, pair);
-        pair_flips = _mm512_xor_si512(pair, old_pair);
+        const U32x16 random_bits =
+            kMode == Rounding::kStochastic ? element_random16(key, uint64_t(i)) : U32x16(0u);
+        const U32x16 comp_bits = kKahan ? load_stored16<F>(comp + i) : U32x16(0u);
+        const auto landed = land<F, kMode, kKahan>(p, d, comp_bits, random_bits);
+        new_bits = landed.new_bits;
+        q = widen16<F>(new_bits);
+        applied = landed.d;
+        if constexpr (!kPacked) {
+          store_stored16<F>(param + i, new_bits);
+        } else if constexpr (!kOdd) {
+          new_even = new_bits.v;
+        } else {
+          const __m512i pair = pack_pair(new_even, new_bits.v);
+          _mm512_storeu_si512(param + i - 16, pair);
+          pair_flips = _mm512_xor_si512(pair, old_pair);
+        }
+        if constexpr (kKahan) store_stored16<F>(comp + i, landed.comp_bits);
       }
-      if constexpr (kKahan) store_stored16<F>(comp + i, landed.comp_bits);
       if constexpr (kTrack) {
         if (v > 0) stats.template add<!kOdd>(v - 1, pending, sums);
-        pending = {old_bits, landed.new_bits, p, landed.d, g, pair_flips};
+        // The stored bits before and after: fp32 only (16-bit formats count pair_flips).
+        const U32x16 old_bits = kPacked ? U32x16(0u) : float_bits(p);
+        pending = {old_bits, kPacked ? U32x16(0u) : new_bits, q, p, applied, g, pair_flips};
       }
     };
     for (int v = 0; v < kGroup / 16; v += 2) {
@@ -106,6 +140,19 @@ __attribute__((flatten)) int64_t step_groups_avx512(const Element& rule, const S
   }
   if constexpr (kTrack) stats.finish(sums, out);
   return b0;
+}
+
+// The above with the fastest rounding this CPU has.
+template <class F, Rounding kMode, bool kKahan, bool kTrack, class Element>
+int64_t step_groups_avx512(const Element& rule, const StepTensor& t, int64_t begin, int64_t end,
+                           const float* grad_scale, Partial& out) {
+  if constexpr (kConvertsPairs<F, kMode, kKahan>) {
+    if (active_isa() == Isa::kX86_64_V4Bf16)
+      return step_groups_avx512_impl<F, kMode, kKahan, kTrack, true>(rule, t, begin, end,
+                                                                      grad_scale, out);
+  }
+  return step_groups_avx512_impl<F, kMode, kKahan, kTrack, false>(rule, t, begin, end, grad_scale,
+                                                                   out);
 }
 
 }  // namespace BK_ISA_NS

@@ -139,6 +139,17 @@ BK_VEC16_INLINE U32x16 round_nearest(F32x16 v) {
 }
 BK_VEC16_INLINE void store_lanes(float* x, F32x16 v) { _mm512_storeu_ps(x, v.v); }
 
+// rules.h's decoupled_decay_term in two instructions where the generic code takes three (p - p,
+// the comparison, a masked product): the product, then vfixupimm, which by p's class keeps it or
+// writes +0, here for +-inf and NaN. Preferred to the template as a non-template.
+BK_VEC16_INLINE F32x16 decoupled_decay_term(float neg_lr_weight_decay, F32x16 p) {
+  // One 4-bit token per class of p: QNaN, SNaN, zero, +1, -inf, +inf, negative, positive;
+  // 8 writes +0, 0 keeps the product.
+  const __m512i zero_if_not_finite = _mm512_set1_epi32(0x00880088);
+  const __m512 product = _mm512_mul_ps(_mm512_set1_ps(neg_lr_weight_decay), p.v);
+  return F32x16(_mm512_fixupimm_ps(product, p.v, zero_if_not_finite, 0));
+}
+
 }  // namespace vec16
 
 using vec16::F32x16;
@@ -169,6 +180,36 @@ BK_ALWAYS_INLINE void store_stored16(typename F::bits_t* x, U32x16 bits) {
   }
 }
 
+// Words kFirst .. kFirst + 15 of 32 bf16 words, widened to fp32 lanes: each moved to the high
+// half of its lane, zeros below. One permutation (port 5) where zero-extension and a shift take
+// two instructions (ports 5 and 0), and the two ports are what the statistics compete for.
+template <int kFirst>
+BK_ALWAYS_INLINE F32x16 widen_bf16_words(__m512i words) {
+  constexpr short k = kFirst;
+  const __m512i high_halves =
+      _mm512_set_epi16(k + 15, 0, k + 14, 0, k + 13, 0, k + 12, 0, k + 11, 0, k + 10, 0, k + 9, 0,
+                       k + 8, 0, k + 7, 0, k + 6, 0, k + 5, 0, k + 4, 0, k + 3, 0, k + 2, 0,
+                       k + 1, 0, k, 0);
+  return F32x16(_mm512_castsi512_ps(
+      _mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, high_halves, words)));
+}
+
+// 16 stored values widened exactly to fp32 lanes, each format in the fewest instructions.
+template <class F>
+BK_ALWAYS_INLINE F32x16 load_widened16(const typename F::bits_t* x) {
+  if constexpr (F::kWidth == 32) {
+    return F32x16(_mm512_loadu_ps(reinterpret_cast<const float*>(x)));
+  } else {
+    const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+    if constexpr (F::kExponent == 5) {
+      return F32x16(_mm512_cvtph_ps(words));
+    } else {
+      static_assert(F::kExponent == 8, "bf16");
+      return widen_bf16_words<0>(_mm512_castsi256_si512(words));
+    }
+  }
+}
+
 // Stored bits (zero-extended lanes) widened exactly to fp32; fp16 by the hardware conversion,
 // which is exact, subnormals included, and gives the same bits as widen_lanes<Fp16>.
 template <class F>
@@ -178,6 +219,18 @@ BK_ALWAYS_INLINE F32x16 widen16(U32x16 bits) {
   } else {
     return to_float<F>(bits);
   }
+}
+
+// AVX512-BF16's conversion of two vectors: 32 bf16 words, lo's lanes then hi's (memory order
+// for lo the lower addresses), rounded to nearest-even as round_nearest<Bf16> does, except two
+// classes of input: NaNs keep their payload, and fp32 subnormals become zeros (the instruction
+// reads them as zero). Callers fix those lanes up. Inline assembly, not the intrinsic: the v4
+// kernels are compiled for x86-64-v4, which has no AVX512-BF16, and call this only where the
+// CPU has it (Isa::kX86_64_V4Bf16).
+BK_ALWAYS_INLINE __m512i convert_pair_bf16(F32x16 lo, F32x16 hi) {
+  __m512i words;
+  asm("vcvtne2ps2bf16 %2, %1, %0" : "=v"(words) : "v"(hi.v), "v"(lo.v));
+  return words;
 }
 
 // The stochastic-rounding bits of elements i .. i + 15 (element_random of each).

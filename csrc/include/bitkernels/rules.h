@@ -120,17 +120,20 @@ struct AdamStep {  // per tensor, from its step count t
 };
 
 // kAmsgrad false: the caller guarantees h.amsgrad is clear, so v_max is neither read nor written
-// (the picks would select v and keep v_max: the same bits, without their work). kAdjustGrad
-// false: the caller guarantees h.maximize and h.coupled_decay are clear, as in the usual Adam
-// and AdamW; their picks would cost ~5 vector instructions per element for nothing (~8% of the
-// AVX-512 step with statistics, data in L2).
-template <bool kAmsgrad, bool kAdjustGrad = true, class V>
+// (the picks would select v and keep v_max: the same bits, without their work). kPlain: the
+// caller guarantees the usual configuration besides: h.maximize and h.coupled_decay clear, the
+// lerp taken from exp_avg's side (beta1 > 0.5), and h.decoupled_decay set exactly when kDecay.
+// Nothing is then picked: 7 vector instructions per element fewer, and with statistics the
+// 16-bit steps are bound by vector instructions (the AVX-512 step of bf16, data in L2).
+template <bool kAmsgrad, bool kPlain = false, bool kDecay = true, class V>
 BK_INLINE V adam_update(const AdamHyper& h, const AdamStep& s, V p, V g, V& m, V& v, V& v_max) {
-  if constexpr (kAdjustGrad) {
+  if constexpr (!kPlain) {
     g = pick(h.maximize, -g, g);
     g = pick(h.coupled_decay, g + h.weight_decay * p, g);
+    m = lerp(m, g, h.beta1_weight);
+  } else {
+    m = m + (g - m) * h.beta1_weight.coef;  // lerp() with from_a set
   }
-  m = lerp(m, g, h.beta1_weight);
   v = v * h.beta2 + h.one_minus_beta2 * g * g;
   V second_moment = v;
   if constexpr (kAmsgrad) {
@@ -139,7 +142,13 @@ BK_INLINE V adam_update(const AdamHyper& h, const AdamStep& s, V p, V g, V& m, V
   }
   const V denom = sqrt_of(second_moment) / s.bias_correction2_sqrt + h.eps;
   const V step = s.neg_step_size * m / denom;
-  return pick(h.decoupled_decay, decoupled_decay_term(h.neg_lr_weight_decay, p) + step, step);
+  if constexpr (!kPlain) {
+    return pick(h.decoupled_decay, decoupled_decay_term(h.neg_lr_weight_decay, p) + step, step);
+  } else if constexpr (kDecay) {
+    return decoupled_decay_term(h.neg_lr_weight_decay, p) + step;
+  } else {
+    return step;
+  }
 }
 
 // ---- Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms") -----------------------

@@ -32,6 +32,7 @@ BK_INLINE void store_lanes(float* x, float v) { *x = v; }
 // kPlain: see sgd_update.
 template <bool kMomentum, bool kPlain = false>
 struct SgdElement {
+  static constexpr int kStates = kMomentum ? 1 : 0;  // state[0 .. kStates) are read
   SgdHyper h;
   float* buf;
   Flag first;
@@ -47,9 +48,10 @@ struct SgdElement {
   }
 };
 
-// kAmsgrad, kAdjustGrad: see adam_update.
-template <bool kAmsgrad, bool kAdjustGrad = true>
+// kAmsgrad, kPlain, kDecay: see adam_update.
+template <bool kAmsgrad, bool kPlain = false, bool kDecay = true>
 struct AdamElement {
+  static constexpr int kStates = kAmsgrad ? 3 : 2;
   AdamHyper h;
   AdamStep s;
   float* m;
@@ -59,7 +61,7 @@ struct AdamElement {
   BK_INLINE V operator()(int64_t i, V p, V g) const {
     V mi = load_like(p, m + i), vi = load_like(p, v + i);
     V v_maxi = kAmsgrad ? load_like(p, v_max + i) : V(0.0f);
-    const V d = adam_update<kAmsgrad, kAdjustGrad>(h, s, p, g, mi, vi, v_maxi);
+    const V d = adam_update<kAmsgrad, kPlain, kDecay>(h, s, p, g, mi, vi, v_maxi);
     store_lanes(m + i, mi);
     store_lanes(v + i, vi);
     if (kAmsgrad) store_lanes(v_max + i, v_maxi);
@@ -73,6 +75,7 @@ struct AdamElement {
 // kPlain, kDecay: see lion_update.
 template <bool kPlain = false, bool kDecay = true>
 struct LionElement {
+  static constexpr int kStates = 1;
   LionHyper h;
   float* m;
   template <class V>
