@@ -27,7 +27,7 @@ BK_ALWAYS_INLINE __m512i pack_pair(__m512i a, __m512i b) {
 // Whether a step rounds its pairs of vectors with AVX512-BF16's conversion (kConvertBf16): bf16
 // to nearest, without Kahan (whose compensation needs each vector's bits on its own). One
 // conversion, with a class test of its inputs, replaces 16 integer instructions and pack_pair:
-// bf16 steps with statistics are bound by the vector ports, not the memory (bench/RESULTS.md).
+// bf16 steps with statistics are bound by the core's work, not the memory (bench/RESULTS.md).
 template <class F, Rounding kMode, bool kKahan>
 constexpr bool kConvertsPairs =
     F::kWidth == 16 && F::kExponent == 8 && kMode == Rounding::kNearest && !kKahan;
