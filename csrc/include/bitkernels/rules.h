@@ -114,6 +114,19 @@ BK_INLINE V decoupled_decay_term(float neg_lr_weight_decay, V p) {
   return select(p - p == V(0.0f), neg_lr_weight_decay * p, V(0.0f));
 }
 
+// step plus the decoupled decay term where `decay` is set. kPlain: the caller guarantees that
+// decay is set exactly when kDecay, so nothing is picked (the plain AdamW and Lion kernels).
+template <bool kPlain, bool kDecay, class V>
+BK_INLINE V with_decoupled_decay(Flag decay, float neg_lr_weight_decay, V p, V step) {
+  if constexpr (!kPlain) {
+    return pick(decay, decoupled_decay_term(neg_lr_weight_decay, p) + step, step);
+  } else if constexpr (kDecay) {
+    return decoupled_decay_term(neg_lr_weight_decay, p) + step;
+  } else {
+    return step;
+  }
+}
+
 struct AdamStep {  // per tensor, from its step count t
   float neg_step_size;          // -lr / (1 - beta1^t)
   float bias_correction2_sqrt;  // sqrt(1 - beta2^t)
@@ -124,7 +137,7 @@ struct AdamStep {  // per tensor, from its step count t
 // caller guarantees the usual configuration besides: h.maximize and h.coupled_decay clear, the
 // lerp taken from exp_avg's side (beta1 > 0.5), and h.decoupled_decay set exactly when kDecay.
 // Nothing is then picked: 7 vector instructions per element fewer, and with statistics the
-// 16-bit steps are bound by vector instructions (the AVX-512 step of bf16, data in L2).
+// 16-bit steps are bound by the core's work, not the memory (the AVX-512 step of bf16).
 template <bool kAmsgrad, bool kPlain = false, bool kDecay = true, class V>
 BK_INLINE V adam_update(const AdamHyper& h, const AdamStep& s, V p, V g, V& m, V& v, V& v_max) {
   if constexpr (!kPlain) {
@@ -142,13 +155,7 @@ BK_INLINE V adam_update(const AdamHyper& h, const AdamStep& s, V p, V g, V& m, V
   }
   const V denom = sqrt_of(second_moment) / s.bias_correction2_sqrt + h.eps;
   const V step = s.neg_step_size * m / denom;
-  if constexpr (!kPlain) {
-    return pick(h.decoupled_decay, decoupled_decay_term(h.neg_lr_weight_decay, p) + step, step);
-  } else if constexpr (kDecay) {
-    return decoupled_decay_term(h.neg_lr_weight_decay, p) + step;
-  } else {
-    return step;
-  }
+  return with_decoupled_decay<kPlain, kDecay>(h.decoupled_decay, h.neg_lr_weight_decay, p, step);
 }
 
 // ---- Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms") -----------------------
@@ -173,13 +180,7 @@ BK_INLINE V lion_update(const LionHyper& h, V p, V g, V& m) {
   const V c = h.beta1 * m + h.one_minus_beta1 * g;
   m = h.beta2 * m + h.one_minus_beta2 * g;
   const V step = h.neg_lr * sign_of(c);
-  if constexpr (!kPlain) {
-    return pick(h.decay, decoupled_decay_term(h.neg_lr_weight_decay, p) + step, step);
-  } else if constexpr (kDecay) {
-    return decoupled_decay_term(h.neg_lr_weight_decay, p) + step;
-  } else {
-    return step;
-  }
+  return with_decoupled_decay<kPlain, kDecay>(h.decay, h.neg_lr_weight_decay, p, step);
 }
 
 // ---- host: hyper-parameters (float64 in) rounded once to the fp32 the rules use -------------------
