@@ -4,6 +4,10 @@ wrapped in bk.track, round after round, in a new order each round: roofline.time
 so that the noise of a shared machine hits every case alike. Prints medians and ratios.
 
     python bench/step_ratio.py [--size 16M] [--dtype float32] [--optimizer adamw] [--rounds 30]
+                               [--isa x86-64-v3]
+
+--isa limits our kernels' instruction set (bk.backends.cpu_isas()); to compare with torch's
+kernels for the same set, also run with ATEN_CPU_CAPABILITY=avx2 in the environment.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--optimizer", default="adamw", choices=list(OPTIMIZERS))
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--isa", default="native", help="our kernels' highest instruction set")
     args = parser.parse_args()
+    isa = bk.backends.cpu_isa(args.isa)
     size, dtype = roofline.parse_size(args.size), getattr(torch, args.dtype)
     ours, theirs, kwargs = OPTIMIZERS[args.optimizer]
     cases = {
@@ -49,7 +55,8 @@ def main() -> None:
     roofline.time_alternately(candidates, args.rounds, torch.device("cpu"))
     median = {c.name: c.median for c in candidates}
     print(f"{args.optimizer} {args.dtype} {args.size}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} alternating rounds (median ms):")
+          f"{args.rounds} alternating rounds (median ms); ours {isa}, torch "
+          f"{torch.backends.cpu.get_cpu_capability()}:")
     for name, m in median.items():
         print(f"  {name:20s} {m * 1e3:8.2f}")
     fused = median["torch fused"]

@@ -137,9 +137,10 @@ def test_many_tensors_in_one_call_equal_one_call_each(backend, device):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("special_at", [None, 2500, 5000], ids=lambda s: f"special{s}")
 def test_wide_depths_and_late_specials(backend, device, dtype, special_at):
-    """Parameters spread over 2^-30 .. 2^10 put update depths in most of the 64 bins (the CPU
-    counts a 32-bin window of them 8 lanes at a time and the rest one by one); a non-finite
-    or zero value in a later block sends just that block to the CPU's general path."""
+    """Parameters spread over 2^-30 .. 2^10 put update depths in most of the 64 bins (the CPU's
+    vector paths count bins 32..63 in one stream and, where a group has any, 0..31 in
+    another); a non-finite or zero value in a later group sends just that group to the CPU's
+    general path."""
     config = CONFIGS[4]
     sizes = [3 * 1920 + 13, 515]
     problems = [Problem("adam", dtype, sizes=sizes, device=d) for d in (device, "cpu")]

@@ -1,9 +1,10 @@
 // Statistics inside a vectorized CPU loop, block by block. The loop over a block of at most
 // kBlock elements leaves each element's flip mask (and in the steps its update and gradient) in
 // this block's buffers; count_flips() counts bit positions with carry-save adders 8 lanes at a
-// time. The other counters come from the AVX2 path for ordinary blocks (ordinary_block_avx2.h)
-// or from the general path: a vectorized loop writes class codes (depth bin and flags) and
-// reduces the four sums, and count_codes() counts the codes with interleaved histograms.
+// time. The other counters come from the general path (count_general in step_impl.h): a
+// vectorized loop writes class codes (depth bin and flags) and reduces the four sums, and
+// count_codes() counts the codes with interleaved histograms. With AVX2 the steps count most
+// groups of 128 elements with GroupStats (stats_avx2.h) instead, flips included.
 #pragma once
 
 #include <cstdint>
@@ -46,10 +47,6 @@ struct StatsBlock {
   uint32_t hist[kHistograms][kClassCodes] = {};
   FlipBufferCounter flips;
 
-  // Depth bin at the start of the window of the AVX2 path (ordinary_block_avx2.h); -1: not
-  // chosen yet. Each block moves it to where it would have covered most of the block before.
-  int depth_window = -1;
-
   // Counts the bit positions of the first n flip masks.
   BK_ALWAYS_INLINE void count_flips(int n, Partial& p) {
     const int padded =
@@ -90,7 +87,7 @@ struct StatsBlock {
 
 // ---- the float64 sums ------------------------------------------------------------------------
 // Squares of x * 2^40 are added in fp32 over a span of a block (kSumSpan elements in the general
-// loops, 120 per lane in the AVX2 path, 16 per lane in the AVX-512 kernel: about 1e-6 relative
+// loops, 16 per lane in the AVX2 groups and the AVX-512 kernel: about 1e-6 relative
 // error) and the span totals in float64, scaled back by 2^-80. The scaling puts the squares of
 // |x| in [1e-31, 1.6e7] in fp32's normal range; a span whose fp32 totals are not finite (an |x|
 // beyond that) is summed again in float64 by exact_sums(), so no value overflows the sums. Squares of |x| < 1e-31 are lost (less than 1e-62 each). The realized

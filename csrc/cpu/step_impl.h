@@ -5,36 +5,31 @@
 // (namespace v4) the whole 256-element groups go through the fused kernel of step_avx512.h
 // and only the rest through the loop here, block by block: a vectorized (omp simd) pass reads
 // param, grad and state once from memory and writes param and state; with statistics it also
-// leaves each element's flip mask, update and gradient in the L1-resident StatsBlock, and
-// block_statistics() counts them. With kTrack false the statistics are compiled out.
+// leaves each element's flip mask, update and gradient in the L1-resident StatsBlock. With AVX2
+// they are counted every 128 elements (GroupStats, stats_avx2.h; count_general where the fast
+// path does not apply); without, after each block. With kTrack false the statistics are
+// compiled out.
 
 namespace bitkernels {
 namespace cpu {
 namespace BK_ISA_NS {
 
-// The statistics of a block whose update loop has filled block.flip, d_bits and g; param: the
-// new stored values of the block's element 0 onward. Ordinary elements go through the AVX2 path
-// where there is one; the rest (or a block with an element that is not ordinary) through the
-// general path: one vectorized loop over the L1-resident buffers writes class codes and reduces
-// the sums (in one loop with the update, the live values outgrow the 16 vector registers and
-// GCC spills or stops vectorizing).
+// The general path of the statistics: elements begin .. end - 1 of a block whose update loop
+// has filled block.flip, d_bits and g (param: the new stored values of the block's element 0
+// onward), every rule of the contract applied element by element. One vectorized loop over the
+// L1-resident buffers writes class codes and reduces the sums (in one loop with the update, the
+// live values outgrow the 16 vector registers and GCC spills or stops vectorizing). Flips are
+// counted apart.
 template <class F>
-BK_ALWAYS_INLINE void block_statistics(StatsBlock& block, const typename F::bits_t* param, int n,
-                                       Partial& out) {
-  block.count_flips(n, out);
-#if BK_ISA_AVX2
-  const int begin = count_ordinary_block<F>(block, param, n, out, block.g);
-#else
-  const int begin = 0;
-#endif
-  if (begin == n) return;
+BK_ALWAYS_INLINE void count_general(StatsBlock& block, const typename F::bits_t* param, int begin,
+                                    int end, Partial& out) {
   auto element_at = [&](int j) {
     const uint32_t new_bits = param[j];
     return stats::element_stats<F>(new_bits ^ block.flip[j], new_bits, block.d_bits[j],
                                    block.g[j]);
   };
-  for (int s0 = begin; s0 < n; s0 += kSumSpan) {
-    const int s1 = std::min(n, s0 + kSumSpan);
+  for (int s0 = begin; s0 < end; s0 += kSumSpan) {
+    const int s1 = std::min(end, s0 + kSumSpan);
     float d2 = 0, g2 = 0, p2 = 0, r2 = 0;  // see kSquareScale
 #pragma omp simd reduction(+ : d2, g2, p2, r2)
     for (int j = s0; j < s1; ++j) {
@@ -49,7 +44,7 @@ BK_ALWAYS_INLINE void block_statistics(StatsBlock& block, const typename F::bits
       exact_sums(s0, s1, element_at, out);
     }
   }
-  block.count_codes(begin, n);
+  block.count_codes(begin, end);
 }
 
 template <class F, Rounding kMode, bool kKahan, bool kTrack, class Element>
@@ -72,6 +67,9 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
   if (b0 == end) return;
 #endif
   StatsBlock block;
+#if BK_ISA_AVX2
+  GroupStats<F> groups;
+#endif
   for (; b0 < end; b0 += StatsBlock::kBlock) {
     const int n = int(std::min<int64_t>(StatsBlock::kBlock, end - b0));
     // In spans, each prefetching its lines kPrefetchElements ahead: 16 elements a span cost the
@@ -106,10 +104,30 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
           block.g[j] = g;
         }
       }
+#if BK_ISA_AVX2
+      // Each group is counted as soon as it is updated (see stats_avx2.h).
+      if constexpr (kTrack) {
+        if (s1 % GroupStats<F>::kGroup == 0 || s1 == n) {
+          const int j0 = (s1 - 1) / GroupStats<F>::kGroup * GroupStats<F>::kGroup;
+          count_general<F>(block, param + b0, groups.count(block, param + b0, j0, s1 - j0), s1,
+                           out);
+        }
+      }
+#endif
     }
-    if constexpr (kTrack) block_statistics<F>(block, param + b0, n, out);
+#if !BK_ISA_AVX2
+    if constexpr (kTrack) {
+      block.count_flips(n, out);
+      count_general<F>(block, param + b0, 0, n, out);
+    }
+#endif
   }
-  if constexpr (kTrack) block.finish(out);
+  if constexpr (kTrack) {
+#if BK_ISA_AVX2
+    groups.finish(out);
+#endif
+    block.finish(out);
+  }
 }
 
 }  // namespace BK_ISA_NS

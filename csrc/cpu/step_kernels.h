@@ -40,7 +40,7 @@ BK_BEGIN_X86_64_V4
 #define BK_ISA_NS v4
 #define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 1
-#include "ordinary_block_avx2.h"
+#include "stats_avx2.h"
 #include "vec16.h"
 #include "stats_avx512.h"
 #include "step_avx512.h"
@@ -53,7 +53,7 @@ BK_BEGIN_X86_64_V3
 #define BK_ISA_NS v3
 #define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 0
-#include "ordinary_block_avx2.h"
+#include "stats_avx2.h"
 #include "step_impl.h"
 #undef BK_ISA_AVX512
 #undef BK_ISA_AVX2

@@ -1,0 +1,335 @@
+// The statistics of the CPU steps' block loop with AVX2 (step_impl.h), counted group by group
+// right after each group's update: compiled into namespaces v3 and v4 (see simd.h): no include
+// guard, no includes; the includer provides <immintrin.h> and what stats_block.h needs first.
+//
+// Why group by group: the update streams from memory and the counting works on L1-resident
+// buffers. Counted a whole block (1920 elements) after its update, the counting ran while no
+// loads were in flight, and the statistics added 40-50% to AdamW's step (bench/RESULTS.md);
+// counted every 128 elements, the next group's prefetches and loads keep the memory busy
+// while the core counts.
+//
+// Per group of 16 vectors of 8 lanes, from the block's buffers (flip masks, updates, gradients)
+// and the new stored values: the flip masks and the depth bins made one-hot words are counted
+// per bit position by Harley-Seal carry-save adders (PositionCounter256, as the AVX-512 kernel
+// does in stats_avx512.h); changed and lost in vector counters (zero: the elements without a bin); the four sums in scaled
+// fp32 (kSquareScale) folded into float64 lanes. The depth bin is a difference of exponent
+// fields, exact for normal and zero updates and finite values: a group with a subnormal
+// update, or whose sums are not finite (a non-finite value anywhere, or one too large for the
+// scaled squares), is counted by the general path instead (count_general in step_impl.h),
+// which applies every rule of the contract.
+
+namespace bitkernels {
+namespace cpu {
+namespace BK_ISA_NS {
+
+// 8 stored words of F, one per 32-bit lane.
+template <class F>
+BK_ALWAYS_INLINE __m256i load_stored(const typename F::bits_t* x) {
+  if constexpr (F::kWidth == 32) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  } else {
+    return _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+  }
+}
+
+// Stored bits of F in 32-bit lanes, widened exactly to fp32.
+template <class F>
+BK_ALWAYS_INLINE __m256 widen(__m256i bits) {
+  if constexpr (F::kWidth == 32) {
+    return _mm256_castsi256_ps(bits);
+  } else if constexpr (F::kExponent == 8) {  // bf16: the top half of an fp32
+    return _mm256_castsi256_ps(_mm256_slli_epi32(bits, 16));
+  } else {  // fp16: F16C converts exactly, subnormals included
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(bits, bits), 0x08);
+    return _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
+  }
+}
+
+BK_ALWAYS_INLINE int64_t lane_sum(__m256i v) {
+  alignas(32) int32_t x[kLanes];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(x), v);
+  int64_t total = 0;
+  for (int l = 0; l < kLanes; ++l) total += x[l];
+  return total;
+}
+
+// a + b + c = 2 high + low, bitwise (no ternary logic below AVX-512: five instructions).
+BK_ALWAYS_INLINE void carry_save_add(__m256i& high, __m256i& low, __m256i a, __m256i b,
+                                     __m256i c) {
+  const __m256i u = _mm256_xor_si256(a, b);
+  high = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
+  low = _mm256_xor_si256(u, c);
+}
+
+// Counts, per bit position, the words of a stream of 8-lane vectors, 16 vectors per add16():
+// the layout and schedule of PositionCounter512 (stats_avx512.h) on 8 lanes. Harley-Seal adders
+// fold each group into one "sixteens" vector (the remainder kept bit-sliced in ones .. eights);
+// 4-bit fields count sixteens (15 groups), 16-bit fields (`half[k]`: bits k and k + 16) the
+// folds.
+struct PositionCounter256 {
+  static constexpr int kGroupsPerFold = 15;
+  static constexpr int kFoldsPerDrain = 4369;  // 4369 * 15 = 65535 sixteens per 16-bit field
+
+  __m256i ones, twos, fours, eights;
+  __m256i nibble[4];
+  __m256i half[16];
+  int groups = 0, folds = 0;
+  bool used = false;  // anything added since the last finish
+  int64_t totals[32] = {};
+
+  PositionCounter256() {
+    ones = twos = fours = eights = _mm256_setzero_si256();
+    for (auto& n : nibble) n = _mm256_setzero_si256();
+    for (auto& h : half) h = _mm256_setzero_si256();
+  }
+
+  // at(v), v = 0 .. 15, called once each in some order: the 16 vectors.
+  template <class At>
+  BK_ALWAYS_INLINE void add16(const At& at) {
+    // Vectors first .. first + 7 into ones .. fours; returns their carry of weight 8.
+    auto eights_of = [&](int first) BK_ALWAYS_INLINE_LAMBDA {
+      __m256i twos_a, twos_b, fours_a, fours_b, carry;
+      carry_save_add(twos_a, ones, ones, at(first), at(first + 1));
+      carry_save_add(twos_b, ones, ones, at(first + 2), at(first + 3));
+      carry_save_add(fours_a, twos, twos, twos_a, twos_b);
+      carry_save_add(twos_a, ones, ones, at(first + 4), at(first + 5));
+      carry_save_add(twos_b, ones, ones, at(first + 6), at(first + 7));
+      carry_save_add(fours_b, twos, twos, twos_a, twos_b);
+      carry_save_add(carry, fours, fours, fours_a, fours_b);
+      return carry;
+    };
+    const __m256i eights_a = eights_of(0);
+    const __m256i eights_b = eights_of(8);
+    __m256i sixteens;
+    carry_save_add(sixteens, eights, eights, eights_a, eights_b);
+    const __m256i nibble_bits = _mm256_set1_epi32(0x11111111);
+    for (int j = 0; j < 4; ++j)
+      nibble[j] = _mm256_add_epi32(
+          nibble[j], _mm256_and_si256(_mm256_srli_epi32(sixteens, j), nibble_bits));
+    used = true;
+    if (++groups == kGroupsPerFold) fold();
+  }
+
+  // Nibble field q of nibble[j] counts bit 4q + j: fields r and r + 4 go to half[4r + j].
+  BK_ALWAYS_INLINE void fold() {
+    const __m256i fields = _mm256_set1_epi32(0x000F000F);
+    for (int r = 0; r < 4; ++r)
+      for (int j = 0; j < 4; ++j)
+        half[4 * r + j] = _mm256_add_epi32(
+            half[4 * r + j], _mm256_and_si256(_mm256_srli_epi32(nibble[j], 4 * r), fields));
+    for (auto& n : nibble) n = _mm256_setzero_si256();
+    groups = 0;
+    if (++folds == kFoldsPerDrain) drain();
+  }
+
+  void drain() {
+    for (int k = 0; k < 16; ++k) {
+      alignas(32) uint32_t lanes[kLanes];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), half[k]);
+      for (uint32_t h : lanes) {  // 8 lanes of <= 65535 each: no overflow
+        totals[k] += 16 * int64_t(h & 0xFFFFu);
+        totals[k + 16] += 16 * int64_t(h >> 16);
+      }
+      half[k] = _mm256_setzero_si256();
+    }
+    folds = 0;
+  }
+
+  // Everything counted so far, per bit position, into counts[0..31]; starts over.
+  void finish(int64_t* counts) {
+    if (!used) return;  // everything is still zero
+    fold();
+    drain();
+    const __m256i rest[4] = {ones, twos, fours, eights};  // the remainder, weights 1, 2, 4, 8
+    for (int w = 0; w < 4; ++w) {
+      alignas(32) uint32_t lanes[kLanes];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), rest[w]);
+      for (uint32_t word : lanes)
+        for (; word != 0; word &= word - 1) totals[__builtin_ctz(word)] += int64_t(1) << w;
+    }
+    for (int k = 0; k < 32; ++k) counts[k] += totals[k], totals[k] = 0;
+    ones = twos = fours = eights = _mm256_setzero_si256();
+    used = false;
+  }
+};
+
+// The statistics of the groups of a chunk that the fast path counted; the rest go to the
+// general path (step_impl.h), which its caller runs where count() says.
+template <class F>
+struct GroupStats {
+  static constexpr int kGroup = 16 * kLanes;
+  // The depth index of an element is its bin - 32 (see VectorStats in stats_avx512.h: bins
+  // 32..63 one-hot as 1 << index, bins 0..31 as 1 << max(index + 32, 0)); zero updates get
+  // kNoBin, which shifts out of both.
+  static constexpr int kNoBin = 64;
+  static_assert(StatsBlock::kBlock % kGroup == 0, "groups tile a block");
+
+  // 16-bit formats count the flips of two groups at once, packed two to a 32-bit word (half the
+  // carry-save adders): `packed_flips` holds them, the first group's in vectors 0..7.
+  static constexpr bool kPacked = F::kWidth == 16;
+
+  alignas(32) int32_t depth_index[kGroup];
+  alignas(32) uint32_t packed_flips[kGroup];
+  int packed_half = 0;  // kPacked: which half of packed_flips the next group fills
+  PositionCounter256 flips, low, high;
+  __m256i unchanged, lost;  // per lane, over the groups counted here
+  __m256d sums_lanes[2];    // sums 0..3 in lanes 0..3 of each (see count)
+  int64_t counted = 0;
+
+  // A constructor, not default member initializers: GCC 12 compiles those without the target
+  // of the region (see simd.h).
+  GroupStats() {
+    unchanged = lost = _mm256_setzero_si256();
+    sums_lanes[0] = sums_lanes[1] = _mm256_setzero_pd();
+  }
+
+  BK_ALWAYS_INLINE void count_flips(const uint32_t* flip) {
+    auto vector_at = [&](const uint32_t* x, int v) BK_ALWAYS_INLINE_LAMBDA {
+      return _mm256_load_si256(reinterpret_cast<const __m256i*>(x + kLanes * v));
+    };
+    if constexpr (!kPacked) {
+      flips.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA { return vector_at(flip, v); });
+    } else {
+      // Word order does not matter to the counts; each word's two halves fold onto the same
+      // positions when committed (Partial::flips, k and k + 16).
+      for (int v = 0; v < 8; ++v)
+        _mm256_store_si256(
+            reinterpret_cast<__m256i*>(packed_flips + kLanes * (8 * packed_half + v)),
+            _mm256_packus_epi32(vector_at(flip, 2 * v), vector_at(flip, 2 * v + 1)));
+      if (packed_half == 1)
+        flips.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA { return vector_at(packed_flips, v); });
+      packed_half ^= 1;
+    }
+  }
+
+  // Counts elements j0 .. j0 + m - 1 of a block (j0 a multiple of kGroup, m <= kGroup) whose
+  // update loop has filled block.flip, d_bits and g; param: the new stored values of the
+  // block's element 0 onward. Returns the first element not counted here: the caller counts
+  // elements from there to j0 + m with the general path (all of them when the group holds a
+  // value the fast path does not count; the last m % 8 otherwise). Flips are counted here for
+  // all m elements either way.
+  BK_ALWAYS_INLINE int count(StatsBlock& block, const typename F::bits_t* param, int j0, int m) {
+    uint32_t* const flip = block.flip + j0;
+    for (int j = m; j < kGroup; ++j) flip[j] = 0u;  // a short last group: nothing flips
+    count_flips(flip);
+    const int vectors = m / kLanes;
+    const __m256i all_ones = _mm256_set1_epi32(-1);
+    // The exponent field of an fp32 below which a value of F is subnormal (or zero): its ulp is
+    // that of the smallest normal.
+    const __m256i ulp_field = _mm256_set1_epi32(Fp32::kBias + 1 - F::kBias);
+    // index = ed - max(eo, ulp_field) + kIndexOffset: floor(log2|d|) - ulp exponent(old) - 40
+    // - 32, in fp32 exponent fields (ed of d, eo of the old value widened to fp32).
+    const __m256i index_offset = _mm256_set1_epi32(F::kMantissa - stats::kDepthMin - 32);
+    const __m256i top_index = _mm256_set1_epi32(stats::kDepthBins - 33);
+    const __m256 scale = _mm256_set1_ps(kSquareScale);
+    // Zero updates are counted in finish(), as the elements counted here without a depth bin.
+    __m256i group_unchanged = _mm256_setzero_si256(), group_lost = _mm256_setzero_si256();
+    // Unsigned minimum of |d| * 2 - 1 (d's bits shifted left once, less one): below 2^24 - 1
+    // only for a subnormal d (a zero gives 2^32 - 1).
+    __m256i smallest = all_ones;
+    __m256 squares[stats::kNumSums];
+    for (auto& s : squares) s = _mm256_setzero_ps();
+    auto add_square = [&](__m256& total, __m256 x) BK_ALWAYS_INLINE_LAMBDA {
+      const __m256 y = _mm256_mul_ps(x, scale);
+      total = _mm256_fmadd_ps(y, y, total);
+    };
+    for (int v = 0; v < vectors; ++v) {
+      const int j = j0 + kLanes * v;
+      const __m256i flips_v = _mm256_load_si256(reinterpret_cast<const __m256i*>(block.flip + j));
+      const __m256i d_bits =
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(block.d_bits + j));
+      const __m256i new_bits = load_stored<F>(param + j);
+      const __m256 p = widen<F>(_mm256_xor_si256(new_bits, flips_v));
+      const __m256 q = widen<F>(new_bits);
+      const __m256i d_twice = _mm256_slli_epi32(d_bits, 1);  // |d| shifted left once
+      const __m256i is_zero = _mm256_cmpeq_epi32(d_twice, _mm256_setzero_si256());
+      smallest = _mm256_min_epu32(smallest, _mm256_add_epi32(d_twice, all_ones));
+      const __m256i ed = _mm256_srli_epi32(d_twice, 24);
+      const __m256i eo = _mm256_srli_epi32(_mm256_slli_epi32(_mm256_castps_si256(p), 1), 24);
+      __m256i index = _mm256_add_epi32(_mm256_sub_epi32(ed, _mm256_max_epi32(eo, ulp_field)),
+                                       index_offset);
+      index = _mm256_blendv_epi8(_mm256_min_epi32(index, top_index), _mm256_set1_epi32(kNoBin),
+                                 is_zero);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(depth_index + kLanes * v), index);
+      const __m256i kept = _mm256_cmpeq_epi32(flips_v, _mm256_setzero_si256());
+      group_unchanged = _mm256_sub_epi32(group_unchanged, kept);
+      group_lost = _mm256_sub_epi32(group_lost, _mm256_andnot_si256(is_zero, kept));
+      add_square(squares[stats::kSumD2], _mm256_castsi256_ps(d_bits));
+      add_square(squares[stats::kSumG2], _mm256_load_ps(block.g + j));
+      const __m256 p_scaled = _mm256_mul_ps(p, scale);
+      squares[stats::kSumP2] = _mm256_fmadd_ps(p_scaled, p_scaled, squares[stats::kSumP2]);
+      // (q - p) * scale in one rounding from q * scale (exact) - p_scaled: the fp32 difference,
+      // scaled, except that a difference below fp32's normal range keeps more bits.
+      const __m256 r_scaled = _mm256_fmsub_ps(q, scale, p_scaled);
+      squares[stats::kSumR2] = _mm256_fmadd_ps(r_scaled, r_scaled, squares[stats::kSumR2]);
+    }
+    // The four sums, 8 lanes each, to 2 lanes each: lanes 0..3 and 4..7 hold sums 0..3.
+    const __m256 folded = _mm256_hadd_ps(_mm256_hadd_ps(squares[0], squares[1]),
+                                         _mm256_hadd_ps(squares[2], squares[3]));
+    const bool finite =
+        _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(folded, folded), _mm256_setzero_ps(),
+                                         _CMP_NEQ_UQ)) == 0;
+    const __m256i subnormal_bound = _mm256_set1_epi32((1 << 24) - 1);
+    const bool no_subnormal = _mm256_testc_si256(
+        _mm256_cmpeq_epi32(_mm256_min_epu32(smallest, subnormal_bound), subnormal_bound),
+        all_ones);
+    if (__builtin_expect(!(finite && no_subnormal), 0)) return j0;
+    for (int v = vectors; v < 16; ++v)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(depth_index + kLanes * v),
+                         _mm256_set1_epi32(kNoBin));
+    const __m256i one = _mm256_set1_epi32(1);
+    __m256i lowest = _mm256_set1_epi32(kNoBin);
+    high.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+      const __m256i index =
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(depth_index + kLanes * v));
+      lowest = _mm256_min_epi32(lowest, index);
+      return _mm256_sllv_epi32(one, index);
+    });
+    // Bins 0..31 are updates below 2^-8 of an ulp: most groups have none.
+    if (!_mm256_testz_si256(lowest, _mm256_set1_epi32(int(0x80000000u)))) {
+      low.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+        const __m256i bin = _mm256_add_epi32(
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(depth_index + kLanes * v)),
+            _mm256_set1_epi32(32));
+        return _mm256_sllv_epi32(one, _mm256_max_epi32(bin, _mm256_setzero_si256()));
+      });
+    }
+    unchanged = _mm256_add_epi32(unchanged, group_unchanged);
+    lost = _mm256_add_epi32(lost, group_lost);
+    // Each lane of `folded` adds 4 lanes of 16 terms: 64 per fp32 total, as kSumSpan.
+    sums_lanes[0] = _mm256_add_pd(sums_lanes[0], _mm256_cvtps_pd(_mm256_castps256_ps128(folded)));
+    sums_lanes[1] = _mm256_add_pd(sums_lanes[1], _mm256_cvtps_pd(_mm256_extractf128_ps(folded, 1)));
+    counted += kLanes * vectors;
+    return j0 + kLanes * vectors;
+  }
+
+  // Adds everything counted to out.
+  void finish(Partial& out) {
+    if (kPacked && packed_half == 1) {  // a first half waits: count it with a zero second half
+      std::memset(packed_flips + kGroup / 2, 0, sizeof packed_flips / 2);
+      flips.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+        return _mm256_load_si256(reinterpret_cast<const __m256i*>(packed_flips + kLanes * v));
+      });
+      packed_half = 0;
+    }
+    flips.finish(out.flips);
+    int64_t depth[stats::kDepthBins] = {};
+    low.finish(depth);
+    high.finish(depth + 32);
+    int64_t moving = 0;
+    for (int b = 0; b < stats::kDepthBins; ++b) out.depth[b] += depth[b], moving += depth[b];
+    alignas(32) double lanes[2][4];
+    _mm256_store_pd(lanes[0], sums_lanes[0]);
+    _mm256_store_pd(lanes[1], sums_lanes[1]);
+    for (int k = 0; k < stats::kNumSums; ++k)
+      out.sums[k] += (lanes[0][k] + lanes[1][k]) * kSquareUnscale;
+    const int64_t kept = lane_sum(unchanged);
+    out.changed += counted - kept;
+    out.lost += lane_sum(lost);
+    out.zero += counted - moving;  // every element counted here moves or has a zero update
+  }
+};
+
+}  // namespace BK_ISA_NS
+}  // namespace cpu
+}  // namespace bitkernels
