@@ -11,12 +11,12 @@
 // Per group of 16 vectors of 8 lanes, from the block's buffers (flip masks, updates, gradients)
 // and the new stored values: the flip masks and the depth bins made one-hot words are counted
 // per bit position by Harley-Seal carry-save adders (PositionCounter256, as the AVX-512 kernel
-// does in stats_avx512.h); changed and lost in vector counters (zero: the elements without a bin); the four sums in scaled
-// fp32 (kSquareScale) folded into float64 lanes. The depth bin is a difference of exponent
-// fields, exact for normal and zero updates and finite values: a group with a subnormal
-// update, or whose sums are not finite (a non-finite value anywhere, or one too large for the
-// scaled squares), is counted by the general path instead (count_general in step_impl.h),
-// which applies every rule of the contract.
+// does in stats_avx512.h); changed and lost in vector counters (zero: the elements without a
+// bin); the four sums in scaled fp32 (kSquareScale) folded into float64 lanes. The depth bin is
+// a difference of exponent fields, exact for every finite value (the update's exponent is taken
+// from d * 2^40, normal even for a subnormal d): a group whose sums are not finite (a
+// non-finite value anywhere, or one too large for the scaled squares) is counted by the general
+// path instead (count_general in step_impl.h), which applies every rule of the contract.
 
 namespace bitkernels {
 namespace cpu {
@@ -158,10 +158,16 @@ struct PositionCounter256 {
 template <class F>
 struct GroupStats {
   static constexpr int kGroup = 16 * kLanes;
-  // The depth index of an element is its bin - 32 (see VectorStats in stats_avx512.h: bins
-  // 32..63 one-hot as 1 << index, bins 0..31 as 1 << max(index + 32, 0)); zero updates get
-  // kNoBin, which shifts out of both.
+  // Depth bins are counted in two streams of one-hot words: `inside` for the 32 bins of a
+  // window starting at bin `window`, `outside` for the other 32, which only the groups with a
+  // bin outside the window run. The depth index of an element is its bin - window: inside
+  // 1 << index; outside 1 << bin for bins below the window, 1 << (bin - 32) above. Zero
+  // updates get kNoBin, which shifts out of both. The window starts at bin 32 (updates above
+  // 2^-8 of an ulp, where most of them are in fp32) and moves to cover the bins of a group
+  // after kMovesAfter groups in a row ran the outside stream: bf16 updates often spread over
+  // bins 20..50.
   static constexpr int kNoBin = 64;
+  static constexpr int kMovesAfter = 4;
   static_assert(StatsBlock::kBlock % kGroup == 0, "groups tile a block");
 
   // 16-bit formats count the flips of two groups at once, packed two to a 32-bit word (half the
@@ -171,7 +177,10 @@ struct GroupStats {
   alignas(32) int32_t depth_index[kGroup];
   alignas(32) uint32_t packed_flips[kGroup];
   int packed_half = 0;  // kPacked: which half of packed_flips the next group fills
-  PositionCounter256 flips, low, high;
+  PositionCounter256 flips, inside, outside;
+  int window = 32;            // the bin of index 0, 1 .. 32
+  int outside_in_a_row = 0;   // groups in a row that ran the outside stream
+  int64_t depth[stats::kDepthBins] = {};  // the streams' counts under earlier windows
   __m256i unchanged, lost;  // per lane, over the groups counted here
   __m256d sums_lanes[2];    // sums 0..3 in lanes 0..3 of each (see count)
   int64_t counted = 0;
@@ -213,20 +222,22 @@ struct GroupStats {
     for (int j = m; j < kGroup; ++j) flip[j] = 0u;  // a short last group: nothing flips
     count_flips(flip);
     const int vectors = m / kLanes;
-    const __m256i all_ones = _mm256_set1_epi32(-1);
     // The exponent field of an fp32 below which a value of F is subnormal (or zero): its ulp is
     // that of the smallest normal.
     const __m256i ulp_field = _mm256_set1_epi32(Fp32::kBias + 1 - F::kBias);
-    // index = ed - max(eo, ulp_field) + kIndexOffset: floor(log2|d|) - ulp exponent(old) - 40
-    // - 32, in fp32 exponent fields (ed of d, eo of the old value widened to fp32).
-    const __m256i index_offset = _mm256_set1_epi32(F::kMantissa - stats::kDepthMin - 32);
-    const __m256i top_index = _mm256_set1_epi32(stats::kDepthBins - 33);
+    // index = ed - max(eo, ulp_field) + index_offset: the bin, floor(log2|d|) - ulp
+    // exponent(old) + 40, less the window, in fp32 exponent fields: ed of d * 2^40 (exact, and
+    // normal for every nonzero |d| below 2^88, subnormals included: the exponent of d + 40), eo
+    // of the old value widened to fp32. A larger |d| overflows the scaled squares, and its
+    // group goes to the general path.
+    static_assert(kSquareScale == 0x1p40f, "ed is the exponent field of d * 2^40");
+    const __m256i index_offset =
+        _mm256_set1_epi32(F::kMantissa - stats::kDepthMin - 40 - window);
+    const __m256i top_index = _mm256_set1_epi32(stats::kDepthBins - 1 - window);
+    __m256i highest = _mm256_set1_epi32(-1);  // the highest index of a moving element
     const __m256 scale = _mm256_set1_ps(kSquareScale);
     // Zero updates are counted in finish(), as the elements counted here without a depth bin.
     __m256i group_unchanged = _mm256_setzero_si256(), group_lost = _mm256_setzero_si256();
-    // Unsigned minimum of |d| * 2 - 1 (d's bits shifted left once, less one): below 2^24 - 1
-    // only for a subnormal d (a zero gives 2^32 - 1).
-    __m256i smallest = all_ones;
     __m256 squares[stats::kNumSums];
     for (auto& s : squares) s = _mm256_setzero_ps();
     auto add_square = [&](__m256& total, __m256 x) BK_ALWAYS_INLINE_LAMBDA {
@@ -241,20 +252,24 @@ struct GroupStats {
       const __m256i new_bits = load_stored<F>(param + j);
       const __m256 p = widen<F>(_mm256_xor_si256(new_bits, flips_v));
       const __m256 q = widen<F>(new_bits);
-      const __m256i d_twice = _mm256_slli_epi32(d_bits, 1);  // |d| shifted left once
+      const __m256 d_scaled = _mm256_mul_ps(_mm256_castsi256_ps(d_bits), scale);
+      squares[stats::kSumD2] = _mm256_fmadd_ps(d_scaled, d_scaled, squares[stats::kSumD2]);
+      // |d| * 2^40 shifted left once: zero for a zero update.
+      const __m256i d_twice = _mm256_slli_epi32(_mm256_castps_si256(d_scaled), 1);
       const __m256i is_zero = _mm256_cmpeq_epi32(d_twice, _mm256_setzero_si256());
-      smallest = _mm256_min_epu32(smallest, _mm256_add_epi32(d_twice, all_ones));
       const __m256i ed = _mm256_srli_epi32(d_twice, 24);
       const __m256i eo = _mm256_srli_epi32(_mm256_slli_epi32(_mm256_castps_si256(p), 1), 24);
       __m256i index = _mm256_add_epi32(_mm256_sub_epi32(ed, _mm256_max_epi32(eo, ulp_field)),
                                        index_offset);
-      index = _mm256_blendv_epi8(_mm256_min_epi32(index, top_index), _mm256_set1_epi32(kNoBin),
-                                 is_zero);
+      index = _mm256_min_epi32(index, top_index);
+      // Before the blend: a zero update's index (ed = 0) is at most F::kMantissa - 1 - window,
+      // below 32, so only nonzero updates can be above the window.
+      highest = _mm256_max_epi32(highest, index);
+      index = _mm256_blendv_epi8(index, _mm256_set1_epi32(kNoBin), is_zero);
       _mm256_store_si256(reinterpret_cast<__m256i*>(depth_index + kLanes * v), index);
       const __m256i kept = _mm256_cmpeq_epi32(flips_v, _mm256_setzero_si256());
       group_unchanged = _mm256_sub_epi32(group_unchanged, kept);
       group_lost = _mm256_sub_epi32(group_lost, _mm256_andnot_si256(is_zero, kept));
-      add_square(squares[stats::kSumD2], _mm256_castsi256_ps(d_bits));
       add_square(squares[stats::kSumG2], _mm256_load_ps(block.g + j));
       const __m256 p_scaled = _mm256_mul_ps(p, scale);
       squares[stats::kSumP2] = _mm256_fmadd_ps(p_scaled, p_scaled, squares[stats::kSumP2]);
@@ -269,30 +284,41 @@ struct GroupStats {
     const bool finite =
         _mm256_movemask_ps(_mm256_cmp_ps(_mm256_sub_ps(folded, folded), _mm256_setzero_ps(),
                                          _CMP_NEQ_UQ)) == 0;
-    const __m256i subnormal_bound = _mm256_set1_epi32((1 << 24) - 1);
-    const bool no_subnormal = _mm256_testc_si256(
-        _mm256_cmpeq_epi32(_mm256_min_epu32(smallest, subnormal_bound), subnormal_bound),
-        all_ones);
-    if (__builtin_expect(!(finite && no_subnormal), 0)) return j0;
+    if (__builtin_expect(!finite, 0)) return j0;
     for (int v = vectors; v < 16; ++v)
       _mm256_store_si256(reinterpret_cast<__m256i*>(depth_index + kLanes * v),
                          _mm256_set1_epi32(kNoBin));
     const __m256i one = _mm256_set1_epi32(1);
     __m256i lowest = _mm256_set1_epi32(kNoBin);
-    high.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
-      const __m256i index =
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(depth_index + kLanes * v));
+    auto index_at = [&](int v) BK_ALWAYS_INLINE_LAMBDA {
+      return _mm256_load_si256(reinterpret_cast<const __m256i*>(depth_index + kLanes * v));
+    };
+    inside.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+      const __m256i index = index_at(v);
       lowest = _mm256_min_epi32(lowest, index);
-      return _mm256_sllv_epi32(one, index);
+      return _mm256_sllv_epi32(one, index);  // 0 for an index below 0 or above 31
     });
-    // Bins 0..31 are updates below 2^-8 of an ulp: most groups have none.
-    if (!_mm256_testz_si256(lowest, _mm256_set1_epi32(int(0x80000000u)))) {
-      low.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
-        const __m256i bin = _mm256_add_epi32(
-            _mm256_load_si256(reinterpret_cast<const __m256i*>(depth_index + kLanes * v)),
-            _mm256_set1_epi32(32));
-        return _mm256_sllv_epi32(one, _mm256_max_epi32(bin, _mm256_setzero_si256()));
+    const bool below = !_mm256_testz_si256(lowest, _mm256_set1_epi32(int(0x80000000u)));
+    const __m256i above_window = _mm256_cmpgt_epi32(highest, _mm256_set1_epi32(31));
+    const bool above = !_mm256_testz_si256(above_window, above_window);
+    if (below || above) {
+      const __m256i window_bits = _mm256_set1_epi32(window);
+      const __m256i window_one = _mm256_sllv_epi32(one, window_bits);
+      outside.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+        const __m256i index = index_at(v);
+        // Below the window (index < 0, the sign as a mask): bin max(index + window, 0).
+        const __m256i under = _mm256_and_si256(
+            _mm256_srai_epi32(index, 31),
+            _mm256_sllv_epi32(one, _mm256_max_epi32(_mm256_add_epi32(index, window_bits),
+                                                    _mm256_setzero_si256())));
+        // Above (index >= 32): bin - 32 = window + (index - 32); an index below 32 shifts out.
+        const __m256i over =
+            _mm256_sllv_epi32(window_one, _mm256_sub_epi32(index, _mm256_set1_epi32(32)));
+        return _mm256_or_si256(under, over);
       });
+      if (++outside_in_a_row == kMovesAfter) move_window();
+    } else {
+      outside_in_a_row = 0;
     }
     unchanged = _mm256_add_epi32(unchanged, group_unchanged);
     lost = _mm256_add_epi32(lost, group_lost);
@@ -301,6 +327,44 @@ struct GroupStats {
     sums_lanes[1] = _mm256_add_pd(sums_lanes[1], _mm256_cvtps_pd(_mm256_extractf128_ps(folded, 1)));
     counted += kLanes * vectors;
     return j0 + kLanes * vectors;
+  }
+
+  // Adds the streams' counts to `depth`; they start over.
+  void finish_streams() {
+    inside.finish(depth + window);
+    int64_t slots[32] = {};
+    outside.finish(slots);
+    for (int s = 0; s < 32; ++s) depth[s < window ? s : s + 32] += slots[s];
+  }
+
+  // Moves the window to where it covers the most bins of the group just counted (its
+  // depth_index), if that is all of them, or kMargin elements more than where it is: a spread
+  // wider than the window does not move it back and forth. Of the starts that cover the most,
+  // the middle one: the group is a sample, and the tails of the bins are on both sides.
+  BK_NOINLINE void move_window() {
+    constexpr int kMargin = kGroup / 8;
+    outside_in_a_row = 0;
+    int bins[stats::kDepthBins] = {};
+    int moving = 0;
+    for (int j = 0; j < kGroup; ++j) {
+      if (depth_index[j] == kNoBin) continue;
+      ++bins[std::max(0, depth_index[j] + window)];  // the top is clamped already
+      ++moving;
+    }
+    // From bin 1: with the window at 0, bin 0 (every update more than 2^40 below the ulp)
+    // would fall inside it and, clamped from below, outside it too.
+    int covered[33] = {};
+    for (int b = 1; b < 33; ++b) covered[1] += bins[b];
+    int first = 1, last = 1;  // the starts that cover the most
+    for (int w = 2; w <= 32; ++w) {
+      covered[w] = covered[w - 1] + bins[w + 31] - bins[w - 1];
+      if (covered[w] > covered[first]) first = last = w;
+      if (covered[w] == covered[first]) last = w;
+    }
+    const int start = (first + last) / 2;
+    if (covered[start] < moving && covered[start] < covered[window] + kMargin) return;
+    finish_streams();
+    window = start;
   }
 
   // Adds everything counted to out.
@@ -313,11 +377,12 @@ struct GroupStats {
       packed_half = 0;
     }
     flips.finish(out.flips);
-    int64_t depth[stats::kDepthBins] = {};
-    low.finish(depth);
-    high.finish(depth + 32);
+    finish_streams();
     int64_t moving = 0;
-    for (int b = 0; b < stats::kDepthBins; ++b) out.depth[b] += depth[b], moving += depth[b];
+    for (int b = 0; b < stats::kDepthBins; ++b) {
+      out.depth[b] += depth[b], moving += depth[b];
+      depth[b] = 0;
+    }
     alignas(32) double lanes[2][4];
     _mm256_store_pd(lanes[0], sums_lanes[0]);
     _mm256_store_pd(lanes[1], sums_lanes[1]);
