@@ -66,6 +66,11 @@ BK_ALWAYS_INLINE void prefetch_ahead(const void* base, int64_t i, int element_by
                      3);
 }
 
+// The MXCSR bit of denormals-are-zero (torch.set_flush_denormal), under which getexp (the AVX-512
+// kernels' depth bins) and d * 2^40 (the AVX2 groups', stats_avx2.h) would read subnormals as
+// zero: those paths then leave the work to the loops that classify on bits.
+constexpr unsigned kDenormalsAreZero = 0x40;
+
 // The instruction sets the CPU kernels are compiled for, in order. kX86_64_V4Bf16 runs the v4
 // kernels, and in them the paths that use AVX512-BF16 (the bf16 steps' rounding,
 // step_avx512.h); they are a level of their own so that the tests run both.

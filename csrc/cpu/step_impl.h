@@ -69,6 +69,9 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
   StatsBlock block;
 #if BK_ISA_AVX2
   GroupStats<F> groups;
+  const bool count_groups = (_mm_getcsr() & kDenormalsAreZero) == 0;
+#else
+  constexpr bool count_groups = false;
 #endif
   for (; b0 < end; b0 += StatsBlock::kBlock) {
     const int n = int(std::min<int64_t>(StatsBlock::kBlock, end - b0));
@@ -107,7 +110,7 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
 #if BK_ISA_AVX2
       // Each group is counted as soon as it is updated (see stats_avx2.h).
       if constexpr (kTrack) {
-        if (s1 % GroupStats<F>::kGroup == 0 || s1 == n) {
+        if (count_groups && (s1 % GroupStats<F>::kGroup == 0 || s1 == n)) {
           const int j0 = (s1 - 1) / GroupStats<F>::kGroup * GroupStats<F>::kGroup;
           count_general<F>(block, param + b0, groups.count(block, param + b0, j0, s1 - j0), s1,
                            out);
@@ -115,12 +118,12 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
       }
 #endif
     }
-#if !BK_ISA_AVX2
     if constexpr (kTrack) {
-      block.count_flips(n, out);
-      count_general<F>(block, param + b0, 0, n, out);
+      if (!count_groups) {
+        block.count_flips(n, out);
+        count_general<F>(block, param + b0, 0, n, out);
+      }
     }
-#endif
   }
   if constexpr (kTrack) {
 #if BK_ISA_AVX2

@@ -156,10 +156,6 @@ using vec16::F32x16;
 using vec16::Mask16;
 using vec16::U32x16;
 
-// The MXCSR bit of denormals-are-zero (torch.set_flush_denormal), under which getexp, and with
-// it the kernels' depth bins, would read subnormals as zero: they then leave the work to the
-// scalar loops, which classify on bits.
-constexpr unsigned kDenormalsAreZero = 0x40;
 
 // ---- stored words <-> 32-bit lanes ---------------------------------------------------------
 template <class F>
