@@ -156,7 +156,6 @@ using vec16::F32x16;
 using vec16::Mask16;
 using vec16::U32x16;
 
-
 // ---- stored words <-> 32-bit lanes ---------------------------------------------------------
 template <class F>
 BK_ALWAYS_INLINE U32x16 load_stored16(const typename F::bits_t* x) {
