@@ -1,6 +1,6 @@
 // bitflip_stats with AVX-512: 16 words per vector, bit positions counted with the Harley-Seal
-// adders of stats_avx512.h, loads prefetched ahead (two read streams per thread do not reach the
-// memory bandwidth on their own). With an update, the fused step's per-vector statistics
+// adders of position_counter.h, loads prefetched ahead (two read streams per thread do not
+// reach the memory bandwidth on their own). With an update, the fused step's per-vector statistics
 // (VectorStats) with no gradient. Compiled into namespace v4 only (see simd.h): no include
 // guard, no includes. Each function handles a prefix of its range and returns where it stopped;
 // the generic loops of bitflip_stats_impl.h count the rest.
@@ -15,11 +15,11 @@ template <int kElemBits>
 BK_NOINLINE int64_t count_xor_words_avx512(const uint8_t* a, const uint8_t* b, int64_t nwords,
                                            Partial& out) {
   constexpr int kGroupWords = 256;
-  PositionCounter512 flips;
+  PositionCounter<Lanes512> flips;
   int64_t changed = 0;
   int64_t i = 0;
   for (; i + kGroupWords <= nwords; i += kGroupWords) {
-    flips.add16_computed([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+    flips.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
       const int64_t byte = 4 * (i + 16 * v);
       prefetch_ahead(a + byte, 0, 4);
       prefetch_ahead(b + byte, 0, 4);

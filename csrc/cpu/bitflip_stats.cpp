@@ -26,26 +26,35 @@
 #if BK_HAVE_X86_64_V3
 BK_BEGIN_X86_64_V4
 #define BK_ISA_NS v4
+#define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 1
+#include "position_counter.h"
 #include "vec16.h"
 #include "stats_avx512.h"
 #include "bitflip_avx512.h"
 #include "bitflip_stats_impl.h"
 #undef BK_ISA_AVX512
+#undef BK_ISA_AVX2
 #undef BK_ISA_NS
 BK_END_X86_64_V4
 BK_BEGIN_X86_64_V3
 #define BK_ISA_NS v3
+#define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 0
+#include "position_counter.h"
 #include "bitflip_stats_impl.h"
 #undef BK_ISA_AVX512
+#undef BK_ISA_AVX2
 #undef BK_ISA_NS
 BK_END_X86_64_V3
 #endif
 #define BK_ISA_NS base
+#define BK_ISA_AVX2 0
 #define BK_ISA_AVX512 0
+#include "position_counter.h"
 #include "bitflip_stats_impl.h"
 #undef BK_ISA_AVX512
+#undef BK_ISA_AVX2
 #undef BK_ISA_NS
 
 namespace bitkernels {
@@ -94,8 +103,9 @@ Partial bitflip_partials(const at::Tensor& old, const at::Tensor& new_,
   constexpr int64_t kPerWord = 32 / F::kWidth;
   const auto* a8 = reinterpret_cast<const uint8_t*>(a);
   const auto* b8 = reinterpret_cast<const uint8_t*>(b);
-  // Ranges start on whole vector blocks so every thread runs the vector loop.
-  const int64_t align = kPerWord * kLanes * VectorBits::kNibbleWords;
+  // Ranges start on whole groups of 256 words (the AVX-512 loop's, two of the 8-lane loop's), so
+  // every thread runs the vector loops.
+  const int64_t align = kPerWord * 256;
   const int64_t paired = n / kPerWord * kPerWord;  // elements covered by whole words
   Partial total = parallel_partials(paired, align, [&](int64_t begin, int64_t end, Partial& p) {
     const int64_t byte0 = begin * int64_t(sizeof(bits_t));

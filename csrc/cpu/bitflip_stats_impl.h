@@ -6,7 +6,6 @@ namespace cpu {
 namespace BK_ISA_NS {
 
 namespace s = ::bitkernels::stats;
-using Bits = VectorBits;
 
 BK_ALWAYS_INLINE uint32_t load_word(const uint8_t* p) {
   uint32_t w;
@@ -20,33 +19,30 @@ BK_ALWAYS_INLINE uint32_t changed_in_word(uint32_t x) {
   return uint32_t((x & 0xFFFFu) != 0u) + uint32_t((x >> 16) != 0u);
 }
 
-BK_ALWAYS_INLINE void drain(Bits& bits, u32x8& changed, Partial& out) {
-  bits.drain(out.flips);
-  for (int l = 0; l < kLanes; ++l) out.changed += changed[l];
-  changed = u32x8{};
-}
-
 // flips and changed of a^b over nwords 32-bit words.
 template <int kElemBits>
-void count_xor_words(const uint8_t* a, const uint8_t* b, int64_t nwords,
-                                      Partial& out) {
-  constexpr int64_t kFoldWords = int64_t(kLanes) * Bits::kNibbleWords;
-  Bits bits;
-  bits.clear();
-  u32x8 changed = {};
-  int folds = 0;
+void count_xor_words(const uint8_t* a, const uint8_t* b, int64_t nwords, Partial& out) {
+  using Lanes = LanesU32x8;
+  constexpr int kGroupWords = 16 * Lanes::kLanes;
 #if BK_ISA_AVX512
   int64_t i = count_xor_words_avx512<kElemBits>(a, b, nwords, out);
 #else
   int64_t i = 0;
 #endif
-  for (; i + kFoldWords <= nwords; i += kFoldWords) {
-    for (int r = 0; r < Bits::kNibbleWords; ++r) {
+  PositionCounter<Lanes> flips;
+  // Per lane, drained every 256 groups (the tests' 2^17-element tensors get there): far from
+  // wrapping.
+  u32x8 changed = {};
+  for (int64_t groups = 1; i + kGroupWords <= nwords; i += kGroupWords, ++groups) {
+    if (groups % 256 == 0) {
+      out.changed += Lanes::lane_sum(changed);
+      changed = u32x8{};
+    }
+    flips.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
       u32x8 va, vb;
-      std::memcpy(&va, a + 4 * (i + kLanes * r), sizeof va);
-      std::memcpy(&vb, b + 4 * (i + kLanes * r), sizeof vb);
+      std::memcpy(&va, a + 4 * (i + Lanes::kLanes * v), sizeof va);
+      std::memcpy(&vb, b + 4 * (i + Lanes::kLanes * v), sizeof vb);
       const u32x8 x = va ^ vb;
-      bits.add(x);
       // A true lane of a vector comparison is -1.
       if constexpr (kElemBits == 32) {
         changed -= (u32x8)(x != 0u);
@@ -54,14 +50,11 @@ void count_xor_words(const uint8_t* a, const uint8_t* b, int64_t nwords,
         changed -= (u32x8)((x & 0xFFFFu) != 0u);
         changed -= (u32x8)((x >> 16) != 0u);
       }
-    }
-    bits.fold();
-    if (++folds == Bits::kFoldsPerDrain) {
-      drain(bits, changed, out);
-      folds = 0;
-    }
+      return x;
+    });
   }
-  drain(bits, changed, out);
+  flips.finish(out.flips);
+  out.changed += Lanes::lane_sum(changed);
   for (; i < nwords; ++i) {
     const uint32_t x = load_word(a + 4 * i) ^ load_word(b + 4 * i);
     for (int k = 0; k < 32; ++k) out.flips[k] += (x >> k) & 1u;
@@ -80,6 +73,7 @@ void count_with_update(const typename F::bits_t* a, const typename F::bits_t* b,
   if (begin == end) return;
 #endif
   StatsBlock block;
+  PositionCounter<LanesU32x8> flips;
   for (int64_t b0 = begin; b0 < end; b0 += StatsBlock::kBlock) {
     const int n = int(std::min<int64_t>(StatsBlock::kBlock, end - b0));
     auto element_at = [&](int j) {
@@ -101,9 +95,10 @@ void count_with_update(const typename F::bits_t* a, const typename F::bits_t* b,
         exact_sums(s0, s1, element_at, out);
       }
     }
-    block.count_flips(n, out);
+    flips.add_words(block.flip, n);
     block.count_codes(0, n);
   }
+  flips.finish(out.flips);
   block.finish(out);
 }
 

@@ -10,8 +10,8 @@
 //
 // Per group of 16 vectors of 8 lanes, from the block's buffers (flip masks, updates, gradients)
 // and the new stored values: the flip masks and the depth bins made one-hot words are counted
-// per bit position by Harley-Seal carry-save adders (PositionCounter256, as the AVX-512 kernel
-// does in stats_avx512.h); changed and lost in vector counters (zero: the elements without a
+// per bit position by Harley-Seal carry-save adders (PositionCounter, position_counter.h, as the
+// AVX-512 kernel does); changed and lost in vector counters (zero: the elements without a
 // bin); the four sums in scaled fp32 (kSquareScale) folded into float64 lanes. The depth bin is
 // a difference of exponent fields, exact for every finite value (the update's exponent is taken
 // from d * 2^40, normal even for a subnormal d): a group whose sums are not finite (a
@@ -45,114 +45,6 @@ BK_ALWAYS_INLINE __m256 widen(__m256i bits) {
   }
 }
 
-BK_ALWAYS_INLINE int64_t lane_sum(__m256i v) {
-  alignas(32) int32_t x[kLanes];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(x), v);
-  int64_t total = 0;
-  for (int l = 0; l < kLanes; ++l) total += x[l];
-  return total;
-}
-
-// a + b + c = 2 high + low, bitwise (no ternary logic below AVX-512: five instructions).
-BK_ALWAYS_INLINE void carry_save_add(__m256i& high, __m256i& low, __m256i a, __m256i b,
-                                     __m256i c) {
-  const __m256i u = _mm256_xor_si256(a, b);
-  high = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
-  low = _mm256_xor_si256(u, c);
-}
-
-// Counts, per bit position, the words of a stream of 8-lane vectors, 16 vectors per add16():
-// the layout and schedule of PositionCounter512 (stats_avx512.h) on 8 lanes. Harley-Seal adders
-// fold each group into one "sixteens" vector (the remainder kept bit-sliced in ones .. eights);
-// 4-bit fields count sixteens (15 groups), 16-bit fields (`half[k]`: bits k and k + 16) the
-// folds.
-struct PositionCounter256 {
-  static constexpr int kGroupsPerFold = 15;
-  static constexpr int kFoldsPerDrain = 4369;  // 4369 * 15 = 65535 sixteens per 16-bit field
-
-  __m256i ones, twos, fours, eights;
-  __m256i nibble[4];
-  __m256i half[16];
-  int groups = 0, folds = 0;
-  bool used = false;  // anything added since the last finish
-  int64_t totals[32] = {};
-
-  PositionCounter256() {
-    ones = twos = fours = eights = _mm256_setzero_si256();
-    for (auto& n : nibble) n = _mm256_setzero_si256();
-    for (auto& h : half) h = _mm256_setzero_si256();
-  }
-
-  // at(v), v = 0 .. 15, called once each in some order: the 16 vectors.
-  template <class At>
-  BK_ALWAYS_INLINE void add16(const At& at) {
-    // Vectors first .. first + 7 into ones .. fours; returns their carry of weight 8.
-    auto eights_of = [&](int first) BK_ALWAYS_INLINE_LAMBDA {
-      __m256i twos_a, twos_b, fours_a, fours_b, carry;
-      carry_save_add(twos_a, ones, ones, at(first), at(first + 1));
-      carry_save_add(twos_b, ones, ones, at(first + 2), at(first + 3));
-      carry_save_add(fours_a, twos, twos, twos_a, twos_b);
-      carry_save_add(twos_a, ones, ones, at(first + 4), at(first + 5));
-      carry_save_add(twos_b, ones, ones, at(first + 6), at(first + 7));
-      carry_save_add(fours_b, twos, twos, twos_a, twos_b);
-      carry_save_add(carry, fours, fours, fours_a, fours_b);
-      return carry;
-    };
-    const __m256i eights_a = eights_of(0);
-    const __m256i eights_b = eights_of(8);
-    __m256i sixteens;
-    carry_save_add(sixteens, eights, eights, eights_a, eights_b);
-    const __m256i nibble_bits = _mm256_set1_epi32(0x11111111);
-    for (int j = 0; j < 4; ++j)
-      nibble[j] = _mm256_add_epi32(
-          nibble[j], _mm256_and_si256(_mm256_srli_epi32(sixteens, j), nibble_bits));
-    used = true;
-    if (++groups == kGroupsPerFold) fold();
-  }
-
-  // Nibble field q of nibble[j] counts bit 4q + j: fields r and r + 4 go to half[4r + j].
-  BK_ALWAYS_INLINE void fold() {
-    const __m256i fields = _mm256_set1_epi32(0x000F000F);
-    for (int r = 0; r < 4; ++r)
-      for (int j = 0; j < 4; ++j)
-        half[4 * r + j] = _mm256_add_epi32(
-            half[4 * r + j], _mm256_and_si256(_mm256_srli_epi32(nibble[j], 4 * r), fields));
-    for (auto& n : nibble) n = _mm256_setzero_si256();
-    groups = 0;
-    if (++folds == kFoldsPerDrain) drain();
-  }
-
-  void drain() {
-    for (int k = 0; k < 16; ++k) {
-      alignas(32) uint32_t lanes[kLanes];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), half[k]);
-      for (uint32_t h : lanes) {  // 8 lanes of <= 65535 each: no overflow
-        totals[k] += 16 * int64_t(h & 0xFFFFu);
-        totals[k + 16] += 16 * int64_t(h >> 16);
-      }
-      half[k] = _mm256_setzero_si256();
-    }
-    folds = 0;
-  }
-
-  // Everything counted so far, per bit position, into counts[0..31]; starts over.
-  void finish(int64_t* counts) {
-    if (!used) return;  // everything is still zero
-    fold();
-    drain();
-    const __m256i rest[4] = {ones, twos, fours, eights};  // the remainder, weights 1, 2, 4, 8
-    for (int w = 0; w < 4; ++w) {
-      alignas(32) uint32_t lanes[kLanes];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), rest[w]);
-      for (uint32_t word : lanes)
-        for (; word != 0; word &= word - 1) totals[__builtin_ctz(word)] += int64_t(1) << w;
-    }
-    for (int k = 0; k < 32; ++k) counts[k] += totals[k], totals[k] = 0;
-    ones = twos = fours = eights = _mm256_setzero_si256();
-    used = false;
-  }
-};
-
 // The statistics of the groups of a chunk that the fast path counted; the rest go to the
 // general path (step_impl.h), which its caller runs where count() says.
 template <class F>
@@ -177,7 +69,7 @@ struct GroupStats {
   alignas(32) int32_t depth_index[kGroup];
   alignas(32) uint32_t packed_flips[kGroup];
   int packed_half = 0;  // kPacked: which half of packed_flips the next group fills
-  PositionCounter256 flips, inside, outside;
+  PositionCounter<Lanes256> flips, inside, outside;
   int window = 32;            // the bin of index 0, 1 .. 32
   int outside_in_a_row = 0;   // groups in a row that ran the outside stream
   int64_t depth[stats::kDepthBins] = {};  // the streams' counts under earlier windows
@@ -193,20 +85,17 @@ struct GroupStats {
   }
 
   BK_ALWAYS_INLINE void count_flips(const uint32_t* flip) {
-    auto vector_at = [&](const uint32_t* x, int v) BK_ALWAYS_INLINE_LAMBDA {
-      return _mm256_load_si256(reinterpret_cast<const __m256i*>(x + kLanes * v));
-    };
     if constexpr (!kPacked) {
-      flips.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA { return vector_at(flip, v); });
+      flips.add16_words(flip);
     } else {
       // Word order does not matter to the counts; each word's two halves fold onto the same
       // positions when committed (Partial::flips, k and k + 16).
       for (int v = 0; v < 8; ++v)
         _mm256_store_si256(
             reinterpret_cast<__m256i*>(packed_flips + kLanes * (8 * packed_half + v)),
-            _mm256_packus_epi32(vector_at(flip, 2 * v), vector_at(flip, 2 * v + 1)));
-      if (packed_half == 1)
-        flips.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA { return vector_at(packed_flips, v); });
+            _mm256_packus_epi32(Lanes256::load(flip + kLanes * 2 * v),
+                                Lanes256::load(flip + kLanes * (2 * v + 1))));
+      if (packed_half == 1) flips.add16_words(packed_flips);
       packed_half ^= 1;
     }
   }
@@ -371,9 +260,7 @@ struct GroupStats {
   void finish(Partial& out) {
     if (kPacked && packed_half == 1) {  // a first half waits: count it with a zero second half
       std::memset(packed_flips + kGroup / 2, 0, sizeof packed_flips / 2);
-      flips.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
-        return _mm256_load_si256(reinterpret_cast<const __m256i*>(packed_flips + kLanes * v));
-      });
+      flips.add16_words(packed_flips);
       packed_half = 0;
     }
     flips.finish(out.flips);
@@ -388,9 +275,8 @@ struct GroupStats {
     _mm256_store_pd(lanes[1], sums_lanes[1]);
     for (int k = 0; k < stats::kNumSums; ++k)
       out.sums[k] += (lanes[0][k] + lanes[1][k]) * kSquareUnscale;
-    const int64_t kept = lane_sum(unchanged);
-    out.changed += counted - kept;
-    out.lost += lane_sum(lost);
+    out.changed += counted - Lanes256::lane_sum(unchanged);
+    out.lost += Lanes256::lane_sum(lost);
     out.zero += counted - moving;  // every element counted here moves or has a zero update
   }
 };

@@ -5,10 +5,10 @@
 // Per vector, from the values the update left in registers: changed and lost (mask popcounts;
 // 16-bit formats per pair of vectors), the four sums (scaled squares, as in stats_block.h), and
 // the depth bin. The flip masks and the bins go to small buffers. At the end of a group,
-// Harley-Seal carry-save adders (PositionCounter512) count the bit positions of the flip masks
-// and of the bins made one-hot words: bins 32..63 in one stream, 0..31 in another that most
-// groups skip; and the group's sums are folded into float64 lanes. Nothing here branches per
-// element.
+// Harley-Seal carry-save adders (PositionCounter, position_counter.h) count the bit positions of
+// the flip masks and of the bins made one-hot words: bins 32..63 in one stream, 0..31 in another
+// that most groups skip; and the group's sums are folded into float64 lanes. Nothing here
+// branches per element.
 //
 // Every counter of the contract is exact for any value here: the depth bin is computed in exact
 // float arithmetic on exponents (getexp), where inf and NaN parameters fall to the lowest bin as
@@ -19,120 +19,6 @@
 namespace bitkernels {
 namespace cpu {
 namespace BK_ISA_NS {
-
-// a + b + c = 2 high + low, bitwise.
-BK_ALWAYS_INLINE void carry_save_add(__m512i& high, __m512i& low, __m512i a, __m512i b,
-                                     __m512i c) {
-  high = _mm512_ternarylogic_epi32(a, b, c, 0xE8);  // majority
-  low = _mm512_ternarylogic_epi32(a, b, c, 0x96);   // parity
-}
-
-// Counts, per bit position, the words of a stream of 16-lane vectors, 16 vectors per add16():
-// Harley-Seal adders fold each group into one "sixteens" vector (the running remainder kept
-// bit-sliced in ones .. eights); 4-bit fields count sixteens (15 groups), 16-bit fields
-// (`half[k]`: bits k and k + 16) the folds.
-struct PositionCounter512 {
-  static constexpr int kGroupsPerFold = 15;
-  static constexpr int kFoldsPerDrain = 4369;  // 4369 * 15 = 65535 sixteens per 16-bit field
-
-  __m512i ones, twos, fours, eights;
-  alignas(64) uint32_t nibble[4][16];
-  alignas(64) uint32_t half[16][16];
-  int groups = 0, folds = 0;
-  bool used = false;  // anything added since the last finish
-  int64_t totals[32] = {};
-
-  PositionCounter512() {
-    ones = twos = fours = eights = _mm512_setzero_si512();
-    std::memset(nibble, 0, sizeof nibble);
-    std::memset(half, 0, sizeof half);
-  }
-
-  // words: 16 vectors of 16 words, 64-byte aligned.
-  BK_ALWAYS_INLINE void add16(const uint32_t* words) {
-    add16_computed([&](int v) BK_ALWAYS_INLINE_LAMBDA {
-      return _mm512_load_si512(words + 16 * v);
-    });
-  }
-
-  // at(v), v = 0 .. 15, called once each in some order: the 16 vectors.
-  template <class At>
-  BK_ALWAYS_INLINE void add16_computed(const At& at) {
-    // Vectors first .. first + 7 into ones .. fours; returns their carry of weight 8.
-    auto eights_of = [&](int first) BK_ALWAYS_INLINE_LAMBDA {
-      __m512i twos_a, twos_b, fours_a, fours_b, eights;
-      carry_save_add(twos_a, ones, ones, at(first), at(first + 1));
-      carry_save_add(twos_b, ones, ones, at(first + 2), at(first + 3));
-      carry_save_add(fours_a, twos, twos, twos_a, twos_b);
-      carry_save_add(twos_a, ones, ones, at(first + 4), at(first + 5));
-      carry_save_add(twos_b, ones, ones, at(first + 6), at(first + 7));
-      carry_save_add(fours_b, twos, twos, twos_a, twos_b);
-      carry_save_add(eights, fours, fours, fours_a, fours_b);
-      return eights;
-    };
-    const __m512i eights_a = eights_of(0);
-    const __m512i eights_b = eights_of(8);
-    __m512i sixteens;
-    carry_save_add(sixteens, eights, eights, eights_a, eights_b);
-    const __m512i nibble_bits = _mm512_set1_epi32(0x11111111);
-    for (int j = 0; j < 4; ++j) {
-      const __m512i n = _mm512_load_si512(nibble[j]);
-      _mm512_store_si512(nibble[j], _mm512_add_epi32(n, _mm512_and_si512(
-                                                            _mm512_srli_epi32(sixteens, j),
-                                                            nibble_bits)));
-    }
-    used = true;
-    if (++groups == kGroupsPerFold) fold();
-  }
-
-  // Nibble field q of nibble[j] counts bit 4q + j: fields r and r + 4 go to half[4r + j].
-  BK_ALWAYS_INLINE void fold() {
-    const __m512i fields = _mm512_set1_epi32(0x000F000F);
-    for (int r = 0; r < 4; ++r) {
-      for (int j = 0; j < 4; ++j) {
-        const __m512i n = _mm512_load_si512(nibble[j]);
-        const __m512i h = _mm512_load_si512(half[4 * r + j]);
-        _mm512_store_si512(half[4 * r + j], _mm512_add_epi32(h, _mm512_and_si512(
-                                                                 _mm512_srli_epi32(n, 4 * r),
-                                                                 fields)));
-      }
-    }
-    std::memset(nibble, 0, sizeof nibble);
-    groups = 0;
-    if (++folds == kFoldsPerDrain) drain();
-  }
-
-  void drain() {
-    const __m512i low_half = _mm512_set1_epi32(0xFFFF);
-    for (int k = 0; k < 16; ++k) {
-      const __m512i h = _mm512_load_si512(half[k]);  // 16 lanes of <= 65535: no overflow
-      totals[k] += 16 * int64_t(_mm512_reduce_add_epi32(_mm512_and_si512(h, low_half)));
-      totals[k + 16] += 16 * int64_t(_mm512_reduce_add_epi32(_mm512_srli_epi32(h, 16)));
-    }
-    std::memset(half, 0, sizeof half);
-    folds = 0;
-  }
-
-  // Everything counted so far, per bit position, into counts[0..31]; starts over. In vectors
-  // and mask popcounts: it runs once per chunk, and on small tensors, one chunk each, its
-  // former scalar loops were half of the statistics' cost.
-  void finish(int64_t* counts) {
-    if (!used) return;  // everything is still zero
-    fold();
-    drain();
-    const __m512i rest[4] = {ones, twos, fours, eights};  // the remainder, weights 1, 2, 4, 8
-    for (int k = 0; k < 32; ++k) {
-      const __m512i bit = _mm512_set1_epi32(int(1u << k));
-      int64_t count = 0;
-      for (int w = 0; w < 4; ++w)
-        count += int64_t(__builtin_popcount(_mm512_test_epi32_mask(rest[w], bit))) << w;
-      counts[k] += totals[k] + count;
-      totals[k] = 0;
-    }
-    ones = twos = fours = eights = _mm512_setzero_si512();
-    used = false;
-  }
-};
 
 // What the vectors accumulate, kept in registers by the loop that owns it (members of
 // VectorStats, whose address escapes, would live in memory): the scaled squares of d, g, old p
@@ -191,7 +77,7 @@ struct VectorStats {
   alignas(64) int32_t depth_index[kGroup];
   alignas(64) uint32_t d_bits[kGroup];  // for exact_group
   alignas(64) double sums_lanes[2][8] = {};  // folded sums (fold_sums) of the finite groups
-  PositionCounter512 flips, low, high;
+  PositionCounter<Lanes512> flips, low, high;
   int64_t counted = 0, d_nonfinite = 0;
 
   BK_ALWAYS_INLINE static VectorSums start() {
@@ -254,15 +140,15 @@ struct VectorStats {
   template <class GradAt>
   BK_ALWAYS_INLINE void end_group(const typename F::bits_t* param, const GradAt& grad_at,
                                   VectorSums& sums, Partial& out) {
-    if (!kPacked || flip_half == 1) flips.add16(flip);
+    if (!kPacked || flip_half == 1) flips.add16_words(flip);
     if constexpr (kPacked) flip_half ^= 1;
     const __m512i one = _mm512_set1_epi32(1);
-    high.add16_computed([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+    high.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
       return _mm512_sllv_epi32(one, _mm512_load_si512(depth_index + 16 * v));
     });
     // Bins 0..31 are updates below 2^-8 of an ulp: most groups have none.
     if (_mm512_cmplt_epi32_mask(sums.lowest_bin, _mm512_setzero_si512()) != 0) {
-      low.add16_computed([&](int v) BK_ALWAYS_INLINE_LAMBDA {
+      low.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
         const __m512i bin = _mm512_add_epi32(_mm512_load_si512(depth_index + 16 * v),
                                              _mm512_set1_epi32(32));
         return _mm512_sllv_epi32(one, _mm512_max_epi32(bin, _mm512_setzero_si512()));
@@ -320,7 +206,7 @@ struct VectorStats {
   void finish(const VectorSums& sums, Partial& out) {
     if (kPacked && flip_half == 1) {  // a first half waits: count it with a zero second half
       std::memset(flip + kGroup / 2, 0, sizeof flip / 2);
-      flips.add16(flip);
+      flips.add16_words(flip);
     }
     flips.finish(out.flips);
     int64_t depth[stats::kDepthBins] = {};

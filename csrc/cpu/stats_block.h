@@ -1,7 +1,7 @@
 // Statistics inside a vectorized CPU loop, block by block. The loop over a block of at most
 // kBlock elements leaves each element's flip mask (and in the steps its update and gradient) in
-// this block's buffers; count_flips() counts bit positions with carry-save adders 8 lanes at a
-// time. The other counters come from the general path (count_general in step_impl.h): a
+// this block's buffers; a PositionCounter (position_counter.h) counts the flips' bit
+// positions. The other counters come from the general path (count_general in step_impl.h): a
 // vectorized loop writes class codes (depth bin and flags) and reduces the four sums, and
 // count_codes() counts the codes with interleaved histograms. With AVX2 the steps count most
 // groups of 128 elements with GroupStats (stats_avx2.h) instead, flips included.
@@ -32,9 +32,9 @@ BK_ALWAYS_INLINE uint32_t class_code(const stats::ElementStats& e) {
 }
 
 struct StatsBlock {
-  // 15 groups of 16 vectors of 8 lanes (one FlipBufferCounter::add); 240 elements per lane in
-  // the fp32 sums; the buffers take ~22 KB.
-  static constexpr int kBlock = FlipBufferCounter::kMaxWords;
+  // 15 groups of 16 vectors of 8 lanes (the AVX2 steps count the groups as they go); the
+  // buffers take ~22 KB of L1.
+  static constexpr int kBlock = 15 * 128;
   static constexpr int kHistograms = 8;  // interleaved: consecutive equal codes do not chain
 
   alignas(32) uint32_t flip[kBlock];
@@ -45,16 +45,6 @@ struct StatsBlock {
   alignas(32) uint32_t d_bits[kBlock];
   alignas(32) float g[kBlock];
   uint32_t hist[kHistograms][kClassCodes] = {};
-  FlipBufferCounter flips;
-
-  // Counts the bit positions of the first n flip masks.
-  BK_ALWAYS_INLINE void count_flips(int n, Partial& p) {
-    const int padded =
-        (n + FlipBufferCounter::kGroupWords - 1) / FlipBufferCounter::kGroupWords *
-        FlipBufferCounter::kGroupWords;
-    for (int j = n; j < padded; ++j) flip[j] = 0u;
-    flips.add(flip, padded, p);
-  }
 
   // Counts class codes begin .. n-1 into the histograms.
   BK_ALWAYS_INLINE void count_codes(int begin, int n) {
@@ -64,9 +54,8 @@ struct StatsBlock {
     for (; j < n; ++j) ++hist[0][code[j]];
   }
 
-  // Adds the histograms' counters to p and clears them; the flips too.
+  // Adds the histograms' counters to p and clears them.
   BK_ALWAYS_INLINE void finish(Partial& p) {
-    flips.drain(p);
     for (int c = 0; c < kClassCodes; ++c) {
       int64_t count = 0;
       for (int h = 0; h < kHistograms; ++h) count += hist[h][c];

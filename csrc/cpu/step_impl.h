@@ -67,6 +67,7 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
   if (b0 == end) return;
 #endif
   StatsBlock block;
+  PositionCounter<LanesU32x8> block_flips;  // where the groups below do not count the flips
 #if BK_ISA_AVX2
   GroupStats<F> groups;
   const bool count_groups = (_mm_getcsr() & kDenormalsAreZero) == 0;
@@ -120,7 +121,7 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
     }
     if constexpr (kTrack) {
       if (!count_groups) {
-        block.count_flips(n, out);
+        block_flips.add_words(block.flip, n);
         count_general<F>(block, param + b0, 0, n, out);
       }
     }
@@ -129,6 +130,7 @@ void step_range(const Element& rule, const StepTensor& t, int64_t begin, int64_t
 #if BK_ISA_AVX2
     groups.finish(out);
 #endif
+    block_flips.finish(out.flips);
     block.finish(out);
   }
 }
