@@ -107,6 +107,26 @@ def test_strided_inputs(backend, device, dtype):
         assert_matches(stats, expected(o.contiguous(), nw.contiguous(), u.contiguous()))
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_flush_denormal_mode_counts_the_same(backend, device, dtype):
+    """Under torch.set_flush_denormal(True) (denormals-are-zero) the vector paths that read
+    exponents through float arithmetic (AVX-512 getexp, the AVX2 groups' d * 2^40) hand their
+    work to the loops that classify on bits, which count subnormal updates as the oracle does
+    (their squares, below 1e-76, are lost to the sums either way)."""
+    if backend != "cpu":
+        pytest.skip("the flush-denormal mode is the CPU's")
+    old, new, d = random_pair(4099, dtype, device, seed=5, with_update=True)
+    d[::5] = torch.tensor([1e-40, -3e-42])[torch.arange(0, 4099, 5) % 2]  # fp32 subnormals
+    want = expected(old, new, d)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU has no flush-denormal mode")
+    try:
+        stats = bk.bitflip_stats(old, new, update=d, backend=backend)
+    finally:
+        torch.set_flush_denormal(False)
+    assert_matches(stats, want)
+
+
 def test_accumulates_into_out(backend, device):
     old, new, d = random_pair(5000, torch.bfloat16, device, seed=11, with_update=True)
     stats = bk.BitStats(torch.bfloat16, device)

@@ -29,6 +29,8 @@ BK_BEGIN_X86_64_V4
 #define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 1
 #include "position_counter.h"
+#include "count_general.h"
+#include "stats_avx2.h"
 #include "vec16.h"
 #include "stats_avx512.h"
 #include "bitflip_avx512.h"
@@ -42,6 +44,8 @@ BK_BEGIN_X86_64_V3
 #define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 0
 #include "position_counter.h"
+#include "count_general.h"
+#include "stats_avx2.h"
 #include "bitflip_stats_impl.h"
 #undef BK_ISA_AVX512
 #undef BK_ISA_AVX2
@@ -52,6 +56,7 @@ BK_END_X86_64_V3
 #define BK_ISA_AVX2 0
 #define BK_ISA_AVX512 0
 #include "position_counter.h"
+#include "count_general.h"
 #include "bitflip_stats_impl.h"
 #undef BK_ISA_AVX512
 #undef BK_ISA_AVX2

@@ -16,7 +16,7 @@
 // a difference of exponent fields, exact for every finite value (the update's exponent is taken
 // from d * 2^40, normal even for a subnormal d): a group whose sums are not finite (a
 // non-finite value anywhere, or one too large for the scaled squares) is counted by the general
-// path instead (count_general in step_impl.h), which applies every rule of the contract.
+// path instead (count_general.h), which applies every rule of the contract.
 
 namespace bitkernels {
 namespace cpu {
@@ -101,12 +101,18 @@ struct GroupStats {
   }
 
   // Counts elements j0 .. j0 + m - 1 of a block (j0 a multiple of kGroup, m <= kGroup) whose
-  // update loop has filled block.flip, d_bits and g; param: the new stored values of the
-  // block's element 0 onward. Returns the first element not counted here: the caller counts
-  // elements from there to j0 + m with the general path (all of them when the group holds a
-  // value the fast path does not count; the last m % 8 otherwise). Flips are counted here for
-  // all m elements either way.
-  BK_ALWAYS_INLINE int count(StatsBlock& block, const typename F::bits_t* param, int j0, int m) {
+  // loop has filled block.flip, d_bits and g; param: the new stored values of the block's
+  // element 0 onward. The general path counts what the fast path leaves: all of the group when
+  // it holds a value the fast path does not count, the last m % 8 elements otherwise.
+  BK_ALWAYS_INLINE void count(StatsBlock& block, const typename F::bits_t* param, int j0, int m,
+                              Partial& out) {
+    count_general<F>(block, param, count_fast(block, param, j0, m), j0 + m, out);
+  }
+
+  // The fast path of count(): returns the first element it did not count. Flips are counted
+  // here for all m elements either way.
+  BK_ALWAYS_INLINE int count_fast(StatsBlock& block, const typename F::bits_t* param, int j0,
+                                  int m) {
     uint32_t* const flip = block.flip + j0;
     for (int j = m; j < kGroup; ++j) flip[j] = 0u;  // a short last group: nothing flips
     count_flips(flip);

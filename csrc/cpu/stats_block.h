@@ -1,7 +1,7 @@
 // Statistics inside a vectorized CPU loop, block by block. The loop over a block of at most
 // kBlock elements leaves each element's flip mask (and in the steps its update and gradient) in
 // this block's buffers; a PositionCounter (position_counter.h) counts the flips' bit
-// positions. The other counters come from the general path (count_general in step_impl.h): a
+// positions. The other counters come from the general path (count_general.h): a
 // vectorized loop writes class codes (depth bin and flags) and reduces the four sums, and
 // count_codes() counts the codes with interleaved histograms. With AVX2 the steps count most
 // groups of 128 elements with GroupStats (stats_avx2.h) instead, flips included.

@@ -41,6 +41,7 @@ BK_BEGIN_X86_64_V4
 #define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 1
 #include "position_counter.h"
+#include "count_general.h"
 #include "stats_avx2.h"
 #include "vec16.h"
 #include "stats_avx512.h"
@@ -55,6 +56,7 @@ BK_BEGIN_X86_64_V3
 #define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 0
 #include "position_counter.h"
+#include "count_general.h"
 #include "stats_avx2.h"
 #include "step_impl.h"
 #undef BK_ISA_AVX512
@@ -66,6 +68,7 @@ BK_END_X86_64_V3
 #define BK_ISA_AVX2 0
 #define BK_ISA_AVX512 0
 #include "position_counter.h"
+#include "count_general.h"
 #include "step_impl.h"
 #undef BK_ISA_AVX512
 #undef BK_ISA_AVX2
