@@ -131,8 +131,13 @@ struct VectorStats {
     };
     add_square(sums.squares[stats::kSumD2], d.v);
     add_square(sums.squares[stats::kSumG2], g.v);
-    add_square(sums.squares[stats::kSumP2], p.v);
-    add_square(sums.squares[stats::kSumR2], _mm512_sub_ps(x.q.v, p.v));
+    const __m512 p_scaled = _mm512_mul_ps(p.v, scale);
+    sums.squares[stats::kSumP2] = _mm512_fmadd_ps(p_scaled, p_scaled, sums.squares[stats::kSumP2]);
+    // (q - p) * scale in one rounding from q * scale (exact) - p_scaled, one instruction less
+    // than a difference then scaled: the same value, except that a difference below fp32's
+    // normal range keeps more bits (as in stats_avx2.h).
+    const __m512 r_scaled = _mm512_fmsub_ps(x.q.v, scale, p_scaled);
+    sums.squares[stats::kSumR2] = _mm512_fmadd_ps(r_scaled, r_scaled, sums.squares[stats::kSumR2]);
   }
 
   // After the 16 vectors of a group: param, the group's new stored values; grad_at(j), the
