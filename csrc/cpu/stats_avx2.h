@@ -1,6 +1,8 @@
 // The statistics of the CPU steps' block loop with AVX2 (step_impl.h), counted group by group
-// right after each group's update: compiled into namespaces v3 and v4 (see simd.h): no include
-// guard, no includes; the includer provides <immintrin.h> and what stats_block.h needs first.
+// right after each group's update; bitflip_stats with an update counts with them too
+// (bitflip_stats_impl.h). Compiled into namespaces v3 and v4 (see simd.h): no include guard, no
+// includes; the includer provides <immintrin.h>, position_counter.h, count_general.h and what
+// stats_block.h needs first.
 //
 // Why group by group: the update streams from memory and the counting works on L1-resident
 // buffers. Counted a whole block (1920 elements) after its update, the counting ran while no
