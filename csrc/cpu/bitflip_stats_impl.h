@@ -73,7 +73,6 @@ void count_xor_words(const uint8_t* a, const uint8_t* b, int64_t nwords, Partial
 template <class F>
 void count_with_update(const typename F::bits_t* a, const typename F::bits_t* b,
                        const uint32_t* d, int64_t begin, int64_t end, Partial& out) {
-  using bits_t = typename F::bits_t;
 #if BK_ISA_AVX512
   if ((_mm_getcsr() & kDenormalsAreZero) == 0)  // else the loops below do everything
     begin = count_with_update_avx512<F>(a, b, d, begin, end, out);
@@ -94,8 +93,8 @@ void count_with_update(const typename F::bits_t* a, const typename F::bits_t* b,
       for (int j0 = 0; j0 < n; j0 += GroupStats<F>::kGroup) {
         const int j1 = std::min(n, j0 + GroupStats<F>::kGroup);
         const int64_t ahead = b0 + j0 + kPrefetchElements;
-        prefetch_elements(a, ahead, GroupStats<F>::kGroup, sizeof(bits_t));
-        prefetch_elements(b, ahead, GroupStats<F>::kGroup, sizeof(bits_t));
+        prefetch_elements(a, ahead, GroupStats<F>::kGroup, sizeof(*a));
+        prefetch_elements(b, ahead, GroupStats<F>::kGroup, sizeof(*b));
         prefetch_elements(d, ahead, GroupStats<F>::kGroup, sizeof(uint32_t));
 #pragma omp simd
         for (int j = j0; j < j1; ++j) {
