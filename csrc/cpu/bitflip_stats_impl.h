@@ -46,10 +46,8 @@ void count_xor_words(const uint8_t* a, const uint8_t* b, int64_t nwords, Partial
         prefetch_ahead(a + byte, 0, 4);
         prefetch_ahead(b + byte, 0, 4);
       }
-      u32x8 va, vb;
-      std::memcpy(&va, a + byte, sizeof va);
-      std::memcpy(&vb, b + byte, sizeof vb);
-      const u32x8 x = va ^ vb;
+      const u32x8 x = Lanes::load(reinterpret_cast<const uint32_t*>(a + byte)) ^
+                      Lanes::load(reinterpret_cast<const uint32_t*>(b + byte));
       // A true lane of a vector comparison is -1.
       if constexpr (kElemBits == 32) {
         changed -= (u32x8)(x != 0u);
