@@ -27,23 +27,23 @@ from ..stats import Layout
 BLOCK = 1024
 TILES = 15  # tiles per program: a 4-bit field of the flip counters holds 15 words
 
-FLIPS: tl.constexpr = Layout.FLIPS
-CHANGED: tl.constexpr = Layout.CHANGED
-LOST: tl.constexpr = Layout.LOST
-ZERO: tl.constexpr = Layout.ZERO
-NONFINITE: tl.constexpr = Layout.NONFINITE
-NUMEL: tl.constexpr = Layout.NUMEL
-STEPS: tl.constexpr = Layout.STEPS
-DEPTH: tl.constexpr = Layout.DEPTH
-DEPTH_BINS: tl.constexpr = Layout.DEPTH_BINS
-DEPTH_MIN: tl.constexpr = Layout.DEPTH_MIN
-DEPTH_MAX: tl.constexpr = Layout.DEPTH_MAX
-NUM_COUNTERS: tl.constexpr = Layout.NUM_COUNTERS
-NUM_SUMS: tl.constexpr = Layout.NUM_SUMS
-SUM_D2: tl.constexpr = Layout.SUM_D2
-SUM_G2: tl.constexpr = Layout.SUM_G2
-SUM_P2: tl.constexpr = Layout.SUM_P2
-SUM_R2: tl.constexpr = Layout.SUM_R2
+FLIPS = tl.constexpr(Layout.FLIPS)
+CHANGED = tl.constexpr(Layout.CHANGED)
+LOST = tl.constexpr(Layout.LOST)
+ZERO = tl.constexpr(Layout.ZERO)
+NONFINITE = tl.constexpr(Layout.NONFINITE)
+NUMEL = tl.constexpr(Layout.NUMEL)
+STEPS = tl.constexpr(Layout.STEPS)
+DEPTH = tl.constexpr(Layout.DEPTH)
+DEPTH_BINS = tl.constexpr(Layout.DEPTH_BINS)
+DEPTH_MIN = tl.constexpr(Layout.DEPTH_MIN)
+DEPTH_MAX = tl.constexpr(Layout.DEPTH_MAX)
+NUM_COUNTERS = tl.constexpr(Layout.NUM_COUNTERS)
+NUM_SUMS = tl.constexpr(Layout.NUM_SUMS)
+SUM_D2 = tl.constexpr(Layout.SUM_D2)
+SUM_G2 = tl.constexpr(Layout.SUM_G2)
+SUM_P2 = tl.constexpr(Layout.SUM_P2)
+SUM_R2 = tl.constexpr(Layout.SUM_R2)
 
 
 # ---- formats.h / rounding.h -------------------------------------------------------------------
@@ -301,9 +301,9 @@ def bitflip_stats(old: torch.Tensor, new: torch.Tensor, update: torch.Tensor | N
 
 
 # ---- fused optimizer steps (rules.h) -------------------------------------------------------------
-RULE_SGD: tl.constexpr = 0
-RULE_ADAM: tl.constexpr = 1
-RULE_LION: tl.constexpr = 2
+RULE_SGD = tl.constexpr(0)
+RULE_ADAM = tl.constexpr(1)
+RULE_LION = tl.constexpr(2)
 
 
 @triton.jit
