@@ -5,12 +5,17 @@ that only compilation raises (a global that is not a tl.constexpr, a type the co
 rejects) would otherwise first show on a GPU machine.
 
     python tests/triton_offline_compile.py 90      # prints one line per kernel variant
+    python tests/triton_offline_compile.py 90 --ptxas   # with registers and spills, from the
+                                                        # ptxas that ships in Triton's wheel
 """
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
+import tempfile
 
 os.environ.pop("TRITON_INTERPRET", None)
 
@@ -22,14 +27,38 @@ from bitkernels.backends import triton as kernels  # noqa: E402
 from bitkernels.formats import FORMATS  # noqa: E402
 
 
-def compile_kernel(fn, pointers: dict[str, str], constexprs: dict, arch: int) -> None:
-    signature = dict(pointers)
-    signature.update({name: "constexpr" for name in constexprs})
-    names = list(signature)
+def compile_kernel(fn, pointers: dict[str, str], constexprs: dict, arch: int) -> str:
+    names = list(fn.arg_names)  # the signature is positional: in the kernel's order
+    assert set(names) == set(pointers) | set(constexprs), (fn.__name__, names)
+    signature = {name: pointers.get(name, "constexpr") for name in names}
     source = ASTSource(fn=fn, signature=signature,
                        constexprs={(names.index(k),): v for k, v in constexprs.items()})
-    triton.compile(source, target=GPUTarget("cuda", arch, 32),
-                   options={"enable_fp_fusion": False})
+    compiled = triton.compile(source, target=GPUTarget("cuda", arch, 32),
+                              options={"enable_fp_fusion": False})
+    return ptxas_report(compiled.asm["ptx"], arch) if "--ptxas" in sys.argv else ""
+
+
+def ptxas_report(ptx: str, arch: int) -> str:
+    """Registers and spills, as `ptxas -v` gives them for the kernel's PTX."""
+    bin_dir = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+    # The PTX's ISA version may be newer than the CUDA 12 ptxas; Triton ships a newer one too.
+    for name in ("ptxas-blackwell", "ptxas"):
+        ptxas = os.path.join(bin_dir, name)
+        if not os.path.exists(ptxas):
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            source = os.path.join(tmp, "kernel.ptx")
+            with open(source, "w") as f:
+                f.write(ptx)
+            out = subprocess.run([ptxas, f"-arch=sm_{arch}{'a' if arch >= 90 else ''}", "-v",
+                                  source, "-o", os.path.join(tmp, "kernel.cubin")],
+                                 capture_output=True, text=True)
+        registers = re.search(r"Used (\d+) registers", out.stderr)
+        spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", out.stderr)
+        if registers and spills:
+            return (f": {registers.group(1)} registers, spills {spills.group(1)} B stored, "
+                    f"{spills.group(2)} B loaded")
+    return ": (no ptxas report)"
 
 
 def format_constexprs(dtype) -> dict:
@@ -65,18 +94,19 @@ def main(arch: int) -> None:
               "hyper": "*fp32", "counters": "*i64", "sums": "*fp64", "grad_scale_ptr": "*fp32",
               "found_inf_ptr": "*fp32"}
     for name, constexprs in step_variants():
-        compile_kernel(kernels.step_kernel, tables,
-                       {**constexprs, "BLOCK": kernels.BLOCK, "TILES": kernels.TILES}, arch)
-        print("compiled", name, flush=True)
+        report = compile_kernel(kernels.step_kernel, tables,
+                                {**constexprs, "BLOCK": kernels.BLOCK, "TILES": kernels.TILES},
+                                arch)
+        print("compiled", name + report, flush=True)
     for dtype in (torch.float32, torch.bfloat16):
         bits = "*i32" if FORMATS[dtype].width == 32 else "*i16"
         for has_update in (True, False):
             pointers = {"old_ptr": bits, "new_ptr": bits, "update_ptr": "*i32" if has_update
                         else bits, "counters_ptr": "*i64", "sums_ptr": "*fp64", "n": "i32"}
-            compile_kernel(kernels.bitflip_stats_kernel, pointers,
-                           {**format_constexprs(dtype), "HAS_UPDATE": has_update,
-                            "BLOCK": kernels.BLOCK, "TILES": kernels.TILES}, arch)
-            print("compiled bitflip_stats", dtype, f"update={has_update}", flush=True)
+            report = compile_kernel(kernels.bitflip_stats_kernel, pointers,
+                                    {**format_constexprs(dtype), "HAS_UPDATE": has_update,
+                                     "BLOCK": kernels.BLOCK, "TILES": kernels.TILES}, arch)
+            print(f"compiled bitflip_stats {dtype} update={has_update}{report}", flush=True)
 
 
 if __name__ == "__main__":
