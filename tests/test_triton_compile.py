@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 triton = pytest.importorskip("triton")
 
@@ -20,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("arch", [80, 90])
 def test_triton_kernels_compile_without_a_gpu(arch, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the Triton tests compile and run the kernels on it")
     try:
         from triton.backends.compiler import GPUTarget  # noqa: F401
         from triton.compiler import ASTSource  # noqa: F401
