@@ -19,6 +19,7 @@ import tempfile
 
 os.environ.pop("TRITON_INTERPRET", None)
 
+import torch  # noqa: E402
 import triton  # noqa: E402
 from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
@@ -69,7 +70,6 @@ def format_constexprs(dtype) -> dict:
 
 def step_variants():
     """(name, constexprs): each rule with and without statistics, and the options."""
-    import torch
     plain = dict(FLAG_0=False, FLAG_1=False, FLAG_2=False, FLAG_3=False, MAXIMIZE=False,
                  STOCHASTIC=False, KAHAN=False, TRACK=True, HAS_SCALE=False, HAS_FOUND_INF=False)
     rules = {"sgd_momentum": dict(RULE=0, FLAG_0=True), "adamw": dict(RULE=1, FLAG_2=True),
@@ -89,7 +89,6 @@ def step_variants():
 
 
 def main(arch: int) -> None:
-    import torch
     tables = {"chunks": "*i64", "ptrs": "*i64", "meta": "*i64", "adam_scalars": "*fp32",
               "hyper": "*fp32", "counters": "*i64", "sums": "*fp64", "grad_scale_ptr": "*fp32",
               "found_inf_ptr": "*fp32"}
