@@ -46,15 +46,18 @@ BK_NOINLINE int64_t count_with_update_avx512(const typename F::bits_t* old_bits,
                                              Partial& out) {
   using bits_t = typename F::bits_t;
   constexpr int kGroup = VectorStats<F>::kGroup;
+  auto prefetch_vector = [&](int64_t i) BK_ALWAYS_INLINE_LAMBDA {
+    prefetch_ahead(old_bits, i, sizeof(bits_t));
+    prefetch_ahead(new_bits, i, sizeof(bits_t));
+    prefetch_ahead(d, i, sizeof(uint32_t));
+  };
   VectorStats<F> stats;
   VectorSums sums = VectorStats<F>::start();
   int64_t b0 = begin;
   for (; b0 + kGroup <= end; b0 += kGroup) {
     auto add_vector = [&](int v, auto odd) BK_ALWAYS_INLINE_LAMBDA {
       const int64_t i = b0 + 16 * v;
-      prefetch_ahead(old_bits, i, sizeof(bits_t));
-      prefetch_ahead(new_bits, i, sizeof(bits_t));
-      prefetch_ahead(d, i, sizeof(uint32_t));
+      prefetch_vector(i);
       const F32x16 p = load_widened16<F>(old_bits + i), q = load_widened16<F>(new_bits + i);
       __m512i pair_flips = _mm512_setzero_si512();
       if constexpr (VectorStats<F>::kPacked && decltype(odd)::value) {
@@ -70,6 +73,10 @@ BK_NOINLINE int64_t count_with_update_avx512(const typename F::bits_t* old_bits,
       add_vector(v, std::false_type());
       add_vector(v + 1, std::true_type());
     }
+    // As in the fused step (step_avx512.h): the next group's first prefetches before the
+    // counting. fp32, two 16M tensors with an update: 5.1-5.2 -> 4.6-5.0 ms (bf16 unchanged).
+    prefetch_vector(b0 + kGroup);
+    prefetch_vector(b0 + kGroup + 16);
     stats.end_group(new_bits + b0, [](int) { return 0.0f; }, sums, out);
   }
   stats.finish(sums, out);
