@@ -138,14 +138,7 @@ __attribute__((flatten)) int64_t step_groups_avx512_impl(const Element& rule, co
         const float g = to_float<F>(grad[b0 + j]);
         return scaled ? g / scale : g;
       };
-      // The next group's first two prefetches go out before the counting: end_group runs ~100
-      // vector instructions without a load, and with nothing new requested meanwhile the memory
-      // idles for part of it. 16M, on/off in paired runs (bench/step_ratio.py): bf16 AdamW
-      // 1.07-1.08 -> 1.04-1.06, fp32 AdamW 1.04-1.05 -> 1.00-1.04, SGD momentum bf16
-      // 1.12-1.13 -> 1.10-1.11. One to four vectors measured alike; eight gave 1.12 and sixteen
-      // 1.25: a burst of prefetches stalls the loop instead.
-      prefetch_vector(b0 + kGroup);
-      prefetch_vector(b0 + kGroup + 16);
+      VectorStats<F>::prefetch_next_group(b0 + kGroup, prefetch_vector);
       stats.end_group(param + b0, grad_at, sums, out);
     }
   }
