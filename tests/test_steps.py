@@ -159,6 +159,36 @@ def test_wide_depths_and_late_specials(backend, device, dtype, special_at):
     assert int((ref.counters[1, Layout.DEPTH:] > 0).sum()) > 16
 
 
+@pytest.mark.parametrize("backend,device", KERNEL_CASES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_depth_window_moves(backend, device, dtype):
+    """The CPU's vector paths count 32 depth bins in a window that starts at bin 32 and moves
+    to where a tensor's bins are (depth_window.h). Updates at bins 12..18 for 20 groups, then at
+    46..50 for 20: the window moves down after the first groups (whose bins the outside stream
+    counts, below the window), then up (above it), and every bin lands where the reference puts
+    it. SGD with lr 1 and no momentum, so d = -g: bin = log2|g| - log2|p| + mantissa bits + 40."""
+    n, half = 40 * 256, 20 * 256
+    mantissa = {torch.float32: 23, torch.bfloat16: 7, torch.float16: 10}[dtype]
+    p_exponent = 14 if dtype == torch.float16 else 0  # fp16's g reaches only 2^-24 .. 2^15
+    gen = torch.Generator().manual_seed(3)
+    first_bin = torch.where(torch.arange(n) < half, 12, 46) + torch.randint(0, 5, (n,),
+                                                                           generator=gen)
+    g_exponent = first_bin - (mantissa + 40) + p_exponent
+    g = (1 + torch.rand(n, generator=gen)) * 2.0 ** g_exponent.float()
+    g = torch.where(torch.rand(n, generator=gen) < 0.5, -g, g)
+    p = (1 + 0.5 * torch.rand(n, generator=gen)) * 2.0 ** p_exponent
+    config = ("sgd", dict(lr=1.0, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False))
+    problems = [Problem("sgd", dtype, sizes=[n], device=d) for d in (device, "cpu")]
+    for problem in problems:
+        problem.params[0] = p.to(dtype).to(problem.device, copy=True)
+        problem.grads = lambda step, specials=False, dev=problem.device: [g.to(dtype).to(dev)]
+    ours = problems[0].run(implementation(backend), config, steps=1)
+    ref = problems[1].run(REFERENCE, config, steps=1)
+    assert_same(ours, ref)
+    depth = ref.counters[1, Layout.DEPTH:]  # rounding g and p to dtype moves a few up a bin
+    assert int(depth[12:18].sum()) == half and int(depth[46:52].sum()) == n - half
+
+
 @pytest.mark.parametrize("backend,device", [c for c in KERNEL_CASES if c.values[0] == "cpu"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_flush_denormal_mode_gives_the_same_step(backend, device, dtype):

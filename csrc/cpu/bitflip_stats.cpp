@@ -29,6 +29,7 @@ BK_BEGIN_X86_64_V4
 #define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 1
 #include "position_counter.h"
+#include "depth_window.h"
 #include "count_general.h"
 #include "stats_avx2.h"
 #include "vec16.h"
@@ -44,6 +45,7 @@ BK_BEGIN_X86_64_V3
 #define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 0
 #include "position_counter.h"
+#include "depth_window.h"
 #include "count_general.h"
 #include "stats_avx2.h"
 #include "bitflip_stats_impl.h"

@@ -61,6 +61,13 @@ struct Lanes256 {
   static BK_ALWAYS_INLINE V add(V a, V b) { return _mm256_add_epi32(a, b); }
   static BK_ALWAYS_INLINE V bit_and(V a, V b) { return _mm256_and_si256(a, b); }
   static BK_ALWAYS_INLINE V shift_right(V a, int n) { return _mm256_srli_epi32(a, n); }
+  // For the depth bins' one-hot words (depth_window.h): signed lanes, shift counts per lane.
+  static BK_ALWAYS_INLINE V sub(V a, V b) { return _mm256_sub_epi32(a, b); }
+  static BK_ALWAYS_INLINE V max(V a, V b) { return _mm256_max_epi32(a, b); }
+  static BK_ALWAYS_INLINE V bit_or(V a, V b) { return _mm256_or_si256(a, b); }
+  static BK_ALWAYS_INLINE V sign_mask(V a) { return _mm256_srai_epi32(a, 31); }
+  // a << n lane by lane; 0 where n, read unsigned, is 32 or more.
+  static BK_ALWAYS_INLINE V shift_left_each(V a, V n) { return _mm256_sllv_epi32(a, n); }
   // No ternary logic below AVX-512: five instructions.
   static BK_ALWAYS_INLINE void carry_save_add(V& high, V& low, V a, V b, V c) {
     const V u = _mm256_xor_si256(a, b);
@@ -92,6 +99,11 @@ struct Lanes512 {
   static BK_ALWAYS_INLINE V add(V a, V b) { return _mm512_add_epi32(a, b); }
   static BK_ALWAYS_INLINE V bit_and(V a, V b) { return _mm512_and_si512(a, b); }
   static BK_ALWAYS_INLINE V shift_right(V a, int n) { return _mm512_srli_epi32(a, n); }
+  static BK_ALWAYS_INLINE V sub(V a, V b) { return _mm512_sub_epi32(a, b); }
+  static BK_ALWAYS_INLINE V max(V a, V b) { return _mm512_max_epi32(a, b); }
+  static BK_ALWAYS_INLINE V bit_or(V a, V b) { return _mm512_or_si512(a, b); }
+  static BK_ALWAYS_INLINE V sign_mask(V a) { return _mm512_srai_epi32(a, 31); }
+  static BK_ALWAYS_INLINE V shift_left_each(V a, V n) { return _mm512_sllv_epi32(a, n); }
   static BK_ALWAYS_INLINE void carry_save_add(V& high, V& low, V a, V b, V c) {
     high = _mm512_ternarylogic_epi32(a, b, c, 0xE8);  // majority
     low = _mm512_ternarylogic_epi32(a, b, c, 0x96);   // parity

@@ -1,8 +1,8 @@
 // The statistics of the CPU steps' block loop with AVX2 (step_impl.h), counted group by group
 // right after each group's update; bitflip_stats with an update counts with them too
 // (bitflip_stats_impl.h). Compiled into namespaces v3 and v4 (see simd.h): no include guard, no
-// includes; the includer provides <immintrin.h>, position_counter.h, count_general.h and what
-// stats_block.h needs first.
+// includes; the includer provides <immintrin.h>, position_counter.h, depth_window.h,
+// count_general.h and what stats_block.h needs first.
 //
 // Why group by group: the update streams from memory and the counting works on L1-resident
 // buffers. Counted a whole block (1920 elements) after its update, the counting ran while no
@@ -12,9 +12,10 @@
 //
 // Per group of 16 vectors of 8 lanes, from the block's buffers (flip masks, updates, gradients)
 // and the new stored values: the flip masks and the depth bins made one-hot words are counted
-// per bit position by Harley-Seal carry-save adders (PositionCounter, position_counter.h, as the
-// AVX-512 kernel does); changed and lost in vector counters (zero: the elements without a
-// bin); the four sums in scaled fp32 (kSquareScale) folded into float64 lanes. The depth bin is
+// per bit position by Harley-Seal carry-save adders (PositionCounter, position_counter.h; the
+// bins in a window that moves to where they are, DepthWindow, depth_window.h, as the AVX-512
+// kernel does); changed and lost in vector counters (zero: the elements without a bin); the
+// four sums in scaled fp32 (kSquareScale) folded into float64 lanes. The depth bin is
 // a difference of exponent fields, exact for every finite value (the update's exponent is taken
 // from d * 2^40, normal even for a subnormal d): a group whose sums are not finite (a
 // non-finite value anywhere, or one too large for the scaled squares) is counted by the general
@@ -52,29 +53,17 @@ BK_ALWAYS_INLINE __m256 widen(__m256i bits) {
 template <class F>
 struct GroupStats {
   static constexpr int kGroup = 16 * kLanes;
-  // Depth bins are counted in two streams of one-hot words: `inside` for the 32 bins of a
-  // window starting at bin `window`, `outside` for the other 32, which only the groups with a
-  // bin outside the window run. The depth index of an element is its bin - window: inside
-  // 1 << index; outside 1 << bin for bins below the window, 1 << (bin - 32) above. Zero
-  // updates get kNoBin, which shifts out of both. The window starts at bin 32 (updates above
-  // 2^-8 of an ulp, where most of them are in fp32) and moves to cover the bins of a group
-  // after kMovesAfter groups in a row ran the outside stream: bf16 updates often spread over
-  // bins 20..50.
-  static constexpr int kNoBin = 64;
-  static constexpr int kMovesAfter = 4;
+  static constexpr int kNoBin = DepthWindow<Lanes256, kGroup>::kNoBin;
   static_assert(StatsBlock::kBlock % kGroup == 0, "groups tile a block");
 
   // 16-bit formats count the flips of two groups at once, packed two to a 32-bit word (half the
   // carry-save adders): `packed_flips` holds them, the first group's in vectors 0..7.
   static constexpr bool kPacked = F::kWidth == 16;
 
-  alignas(32) int32_t depth_index[kGroup];
   alignas(32) uint32_t packed_flips[kGroup];
   int packed_half = 0;  // kPacked: which half of packed_flips the next group fills
-  PositionCounter<Lanes256> flips, inside, outside;
-  int window = 32;            // the bin of index 0, 1 .. 32
-  int outside_in_a_row = 0;   // groups in a row that ran the outside stream
-  int64_t depth[stats::kDepthBins] = {};  // the streams' counts under earlier windows
+  PositionCounter<Lanes256> flips;
+  DepthWindow<Lanes256, kGroup> depths;  // depths.index: the group's depth indexes
   __m256i unchanged, lost;  // per lane, over the groups counted here
   __m256d sums_lanes[2];    // sums 0..3 in lanes 0..3 of each (see count)
   int64_t counted = 0;
@@ -129,9 +118,10 @@ struct GroupStats {
     // group goes to the general path.
     static_assert(kSquareScale == 0x1p40f, "ed is the exponent field of d * 2^40");
     const __m256i index_offset =
-        _mm256_set1_epi32(F::kMantissa - stats::kDepthMin - 40 - window);
-    const __m256i top_index = _mm256_set1_epi32(stats::kDepthBins - 1 - window);
+        _mm256_set1_epi32(F::kMantissa - stats::kDepthMin - 40 - depths.window);
+    const __m256i top_index = _mm256_set1_epi32(stats::kDepthBins - 1 - depths.window);
     __m256i highest = _mm256_set1_epi32(-1);  // the highest index of a moving element
+    __m256i lowest = _mm256_set1_epi32(kNoBin);  // the lowest index
     const __m256 scale = _mm256_set1_ps(kSquareScale);
     // Zero updates are counted in finish(), as the elements counted here without a depth bin.
     __m256i group_unchanged = _mm256_setzero_si256(), group_lost = _mm256_setzero_si256();
@@ -163,7 +153,8 @@ struct GroupStats {
       // below 32, so only nonzero updates can be above the window.
       highest = _mm256_max_epi32(highest, index);
       index = _mm256_blendv_epi8(index, _mm256_set1_epi32(kNoBin), is_zero);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(depth_index + kLanes * v), index);
+      lowest = _mm256_min_epi32(lowest, index);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(depths.index + kLanes * v), index);
       const __m256i kept = _mm256_cmpeq_epi32(flips_v, _mm256_setzero_si256());
       group_unchanged = _mm256_sub_epi32(group_unchanged, kept);
       group_lost = _mm256_sub_epi32(group_lost, _mm256_andnot_si256(is_zero, kept));
@@ -183,40 +174,12 @@ struct GroupStats {
                                          _CMP_NEQ_UQ)) == 0;
     if (__builtin_expect(!finite, 0)) return j0;
     for (int v = vectors; v < 16; ++v)
-      _mm256_store_si256(reinterpret_cast<__m256i*>(depth_index + kLanes * v),
+      _mm256_store_si256(reinterpret_cast<__m256i*>(depths.index + kLanes * v),
                          _mm256_set1_epi32(kNoBin));
-    const __m256i one = _mm256_set1_epi32(1);
-    __m256i lowest = _mm256_set1_epi32(kNoBin);
-    auto index_at = [&](int v) BK_ALWAYS_INLINE_LAMBDA {
-      return _mm256_load_si256(reinterpret_cast<const __m256i*>(depth_index + kLanes * v));
-    };
-    inside.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
-      const __m256i index = index_at(v);
-      lowest = _mm256_min_epi32(lowest, index);
-      return _mm256_sllv_epi32(one, index);  // 0 for an index below 0 or above 31
-    });
     const bool below = !_mm256_testz_si256(lowest, _mm256_set1_epi32(int(0x80000000u)));
     const __m256i above_window = _mm256_cmpgt_epi32(highest, _mm256_set1_epi32(31));
     const bool above = !_mm256_testz_si256(above_window, above_window);
-    if (below || above) {
-      const __m256i window_bits = _mm256_set1_epi32(window);
-      const __m256i window_one = _mm256_sllv_epi32(one, window_bits);
-      outside.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
-        const __m256i index = index_at(v);
-        // Below the window (index < 0, the sign as a mask): bin max(index + window, 0).
-        const __m256i under = _mm256_and_si256(
-            _mm256_srai_epi32(index, 31),
-            _mm256_sllv_epi32(one, _mm256_max_epi32(_mm256_add_epi32(index, window_bits),
-                                                    _mm256_setzero_si256())));
-        // Above (index >= 32): bin - 32 = window + (index - 32); an index below 32 shifts out.
-        const __m256i over =
-            _mm256_sllv_epi32(window_one, _mm256_sub_epi32(index, _mm256_set1_epi32(32)));
-        return _mm256_or_si256(under, over);
-      });
-      if (++outside_in_a_row == kMovesAfter) move_window();
-    } else {
-      outside_in_a_row = 0;
-    }
+    depths.count(below || above);
     unchanged = _mm256_add_epi32(unchanged, group_unchanged);
     lost = _mm256_add_epi32(lost, group_lost);
     // Each lane of `folded` adds 4 lanes of 16 terms: 64 per fp32 total, as kSumSpan.
@@ -224,44 +187,6 @@ struct GroupStats {
     sums_lanes[1] = _mm256_add_pd(sums_lanes[1], _mm256_cvtps_pd(_mm256_extractf128_ps(folded, 1)));
     counted += kLanes * vectors;
     return j0 + kLanes * vectors;
-  }
-
-  // Adds the streams' counts to `depth`; they start over.
-  void finish_streams() {
-    inside.finish(depth + window);
-    int64_t slots[32] = {};
-    outside.finish(slots);
-    for (int s = 0; s < 32; ++s) depth[s < window ? s : s + 32] += slots[s];
-  }
-
-  // Moves the window to where it covers the most bins of the group just counted (its
-  // depth_index), if that is all of them, or kMargin elements more than where it is: a spread
-  // wider than the window does not move it back and forth. Of the starts that cover the most,
-  // the middle one: the group is a sample, and the tails of the bins are on both sides.
-  BK_NOINLINE void move_window() {
-    constexpr int kMargin = kGroup / 8;
-    outside_in_a_row = 0;
-    int bins[stats::kDepthBins] = {};
-    int moving = 0;
-    for (int j = 0; j < kGroup; ++j) {
-      if (depth_index[j] == kNoBin) continue;
-      ++bins[std::max(0, depth_index[j] + window)];  // the top is clamped already
-      ++moving;
-    }
-    // From bin 1: with the window at 0, bin 0 (every update more than 2^40 below the ulp)
-    // would fall inside it and, clamped from below, outside it too.
-    int covered[33] = {};
-    for (int b = 1; b < 33; ++b) covered[1] += bins[b];
-    int first = 1, last = 1;  // the starts that cover the most
-    for (int w = 2; w <= 32; ++w) {
-      covered[w] = covered[w - 1] + bins[w + 31] - bins[w - 1];
-      if (covered[w] > covered[first]) first = last = w;
-      if (covered[w] == covered[first]) last = w;
-    }
-    const int start = (first + last) / 2;
-    if (covered[start] < moving && covered[start] < covered[window] + kMargin) return;
-    finish_streams();
-    window = start;
   }
 
   // Adds everything counted to out.
@@ -272,12 +197,7 @@ struct GroupStats {
       packed_half = 0;
     }
     flips.finish(out.flips);
-    finish_streams();
-    int64_t moving = 0;
-    for (int b = 0; b < stats::kDepthBins; ++b) {
-      out.depth[b] += depth[b], moving += depth[b];
-      depth[b] = 0;
-    }
+    const int64_t moving = depths.finish(out.depth);
     alignas(32) double lanes[2][4];
     _mm256_store_pd(lanes[0], sums_lanes[0]);
     _mm256_store_pd(lanes[1], sums_lanes[1]);

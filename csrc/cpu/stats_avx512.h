@@ -6,9 +6,9 @@
 // 16-bit formats per pair of vectors), the four sums (scaled squares, as in stats_block.h), and
 // the depth bin. The flip masks and the bins go to small buffers. At the end of a group,
 // Harley-Seal carry-save adders (PositionCounter, position_counter.h) count the bit positions of
-// the flip masks and of the bins made one-hot words: bins 32..63 in one stream, 0..31 in another
-// that most groups skip; and the group's sums are folded into float64 lanes. Nothing here
-// branches per element.
+// the flip masks and of the bins made one-hot words (in a window of 32 bins that moves to where
+// they are, and a second stream that most groups skip: DepthWindow, depth_window.h); and the
+// group's sums are folded into float64 lanes. Nothing here branches per element.
 //
 // Every counter of the contract is exact for any value here: the depth bin is computed in exact
 // float arithmetic on exponents (getexp), where inf and NaN parameters fall to the lowest bin as
@@ -26,13 +26,14 @@ namespace BK_ISA_NS {
 // run on the scalar ports beside the vector work).
 struct VectorSums {
   __m512 squares[stats::kNumSums];
-  __m512i lowest_bin;  // lane-wise minimum of the group's depth indexes (see VectorStats)
+  __m512i highest;  // lane-wise unsigned maximum of the group's moving depth indexes
+  __m512 index_offset, index_top;  // the depth window's constants (see VectorStats::add)
   int64_t changed, lost;
   __mmask16 moving_even;  // 16-bit formats: the moving lanes of the pair's first vector
 
   BK_ALWAYS_INLINE void start_group() {
     for (auto& s : squares) s = _mm512_setzero_ps();
-    lowest_bin = _mm512_set1_epi32(0x7FFFFFFF);
+    highest = _mm512_setzero_si512();
   }
 };
 
@@ -61,11 +62,7 @@ struct VectorValues {
 template <class F>
 struct VectorStats {
   static constexpr int kGroup = 256;  // 16 vectors
-  // The depth index of an element is its bin - 32, so that 1 << index is the one-hot word of the
-  // high stream as it is (an index below 0, read unsigned, shifts the 1 out), and
-  // 1 << max(index + 32, 0) that of the low stream (indexes below -32 are bin 0). Elements that
-  // do not move get kNoBin, which shifts out of both.
-  static constexpr int kNoBin = 64;
+  static constexpr int kNoBin = DepthWindow<Lanes512, kGroup>::kNoBin;
 
   // 16-bit formats count the flips of a pair of vectors as one vector of 32 16-bit words in
   // memory order (as the kernels store them, see pack_pair): half the xors, tests, stores and
@@ -74,17 +71,24 @@ struct VectorStats {
 
   alignas(64) uint32_t flip[kGroup];  // 16 vectors of flip words (kPacked: 32 x 16 bits each)
   int flip_half = 0;                  // kPacked: which half of `flip` this group fills
-  alignas(64) int32_t depth_index[kGroup];
   alignas(64) uint32_t d_bits[kGroup];  // for exact_group
   alignas(64) double sums_lanes[2][8] = {};  // folded sums (fold_sums) of the finite groups
-  PositionCounter<Lanes512> flips, low, high;
+  PositionCounter<Lanes512> flips;
+  DepthWindow<Lanes512, kGroup> depths;  // depths.index: the group's depth indexes
   int64_t counted = 0, d_nonfinite = 0;
 
-  BK_ALWAYS_INLINE static VectorSums start() {
+  BK_ALWAYS_INLINE VectorSums start() const {
     VectorSums sums;
     sums.start_group();
     sums.changed = sums.lost = 0;
+    set_window(sums);
     return sums;
+  }
+
+  // The depth window's constants, in the registers of the loop (sums).
+  BK_ALWAYS_INLINE void set_window(VectorSums& sums) const {
+    sums.index_offset = _mm512_set1_ps(float(F::kMantissa - stats::kDepthMin - depths.window));
+    sums.index_top = _mm512_set1_ps(float(stats::kDepthBins - 1 - depths.window));
   }
 
   // Counts vector v of the group; kOdd: v is odd (kPacked: x holds its pair's flips).
@@ -109,20 +113,19 @@ struct VectorStats {
       _mm512_store_si512(flip + 8 * (16 * flip_half + v - 1), pair);
     }
     // Depth bin: floor(log2|d|) - (max(floor(log2|p|), emin) - mantissa bits) - kDepthMin,
-    // clamped to 0..63, here less 32 (the depth index). max(emin, x) is x for x = NaN (p NaN)
-    // or +inf (p inf): the difference is NaN or -inf, which min() keeps (it returns its second
-    // operand when one is NaN) and the conversion makes INT_MIN, the lowest index; -inf (p = 0)
-    // and subnormal p give emin. Only the top is clamped here: indexes below 0 shift out of
-    // the high stream, and the low stream, which few groups run, clamps them to bin 0.
+    // clamped to 0..63, here less the window (the depth index). max(emin, x) is x for x = NaN
+    // (p NaN) or +inf (p inf): the difference is NaN or -inf, which min() keeps (it returns its
+    // second operand when one is NaN) and the conversion makes INT_MIN, the lowest index; -inf
+    // (p = 0) and subnormal p give emin. Only the top is clamped here: indexes below 0 shift out
+    // of the window's stream, and the outside stream, which few groups run, clamps them to bin 0.
+    // `highest` (unsigned: an index below 0 is above them all) tells whether it must run.
     constexpr float kEmin = float(1 - F::kBias);
-    constexpr float kOffset = float(F::kMantissa - stats::kDepthMin - 32);
     const __m512 ulp_exp = _mm512_max_ps(_mm512_set1_ps(kEmin), _mm512_getexp_ps(p.v));
-    __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_getexp_ps(d.v), _mm512_set1_ps(kOffset)),
-                             ulp_exp);
-    n = _mm512_min_ps(_mm512_set1_ps(float(stats::kDepthBins - 33)), n);
+    __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_getexp_ps(d.v), sums.index_offset), ulp_exp);
+    n = _mm512_min_ps(sums.index_top, n);
     const __m512i index = _mm512_mask_cvttps_epi32(_mm512_set1_epi32(kNoBin), moving, n);
-    sums.lowest_bin = _mm512_min_epi32(sums.lowest_bin, index);
-    _mm512_store_si512(depth_index + j, index);
+    sums.highest = _mm512_mask_max_epu32(sums.highest, moving, sums.highest, index);
+    _mm512_store_si512(depths.index + j, index);
     _mm512_store_si512(d_bits + j, _mm512_castps_si512(d.v));
     const __m512 scale = _mm512_set1_ps(kSquareScale);
     auto add_square = [&](__m512& total, __m512 value) BK_ALWAYS_INLINE_LAMBDA {
@@ -162,18 +165,8 @@ struct VectorStats {
                                   VectorSums& sums, Partial& out) {
     if (!kPacked || flip_half == 1) flips.add16_words(flip);
     if constexpr (kPacked) flip_half ^= 1;
-    const __m512i one = _mm512_set1_epi32(1);
-    high.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
-      return _mm512_sllv_epi32(one, _mm512_load_si512(depth_index + 16 * v));
-    });
-    // Bins 0..31 are updates below 2^-8 of an ulp: most groups have none.
-    if (_mm512_cmplt_epi32_mask(sums.lowest_bin, _mm512_setzero_si512()) != 0) {
-      low.add16([&](int v) BK_ALWAYS_INLINE_LAMBDA {
-        const __m512i bin = _mm512_add_epi32(_mm512_load_si512(depth_index + 16 * v),
-                                             _mm512_set1_epi32(32));
-        return _mm512_sllv_epi32(one, _mm512_max_epi32(bin, _mm512_setzero_si512()));
-      });
-    }
+    if (depths.count(_mm512_cmpge_epu32_mask(sums.highest, _mm512_set1_epi32(32)) != 0))
+      set_window(sums);
     counted += kGroup;
     // Folded, not reduced to scalars: the horizontal sums and their conversions, per group, cost
     // as much as the rest of the group's counting.
@@ -229,11 +222,7 @@ struct VectorStats {
       flips.add16_words(flip);
     }
     flips.finish(out.flips);
-    int64_t depth[stats::kDepthBins] = {};
-    low.finish(depth);
-    high.finish(depth + 32);
-    int64_t moving = 0;
-    for (int b = 0; b < stats::kDepthBins; ++b) out.depth[b] += depth[b], moving += depth[b];
+    const int64_t moving = depths.finish(out.depth);
     for (int k = 0; k < stats::kNumSums; ++k) {
       const double* lanes = sums_lanes[k / 2] + 4 * (k % 2);
       out.sums[k] += ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) * kSquareUnscale;

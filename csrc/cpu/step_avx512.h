@@ -74,7 +74,7 @@ __attribute__((flatten)) int64_t step_groups_avx512_impl(const Element& rule, co
     return element(i, load_widened16<F>(param + i), gradient(load_widened16<F>(grad + i)));
   };
   VectorStats<F> stats;
-  VectorSums sums = VectorStats<F>::start();
+  VectorSums sums = stats.start();
   const int64_t groups_end = begin + (end - begin) / kGroup * kGroup;
   F32x16 ahead_even = 0.0f, ahead_odd = 0.0f;  // the updates of the next pair to land
   if (groups_end > begin) {

@@ -41,6 +41,7 @@ BK_BEGIN_X86_64_V4
 #define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 1
 #include "position_counter.h"
+#include "depth_window.h"
 #include "count_general.h"
 #include "stats_avx2.h"
 #include "vec16.h"
@@ -56,6 +57,7 @@ BK_BEGIN_X86_64_V3
 #define BK_ISA_AVX2 1
 #define BK_ISA_AVX512 0
 #include "position_counter.h"
+#include "depth_window.h"
 #include "count_general.h"
 #include "stats_avx2.h"
 #include "step_impl.h"
