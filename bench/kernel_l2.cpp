@@ -1,9 +1,9 @@
 // The AVX-512 fused step alone, one thread, data in L2: nanoseconds per vector of 16 elements
-// with statistics and without, and a fingerprint of the bits it wrote. Python, the optimizer
-// and the memory are out of the way, so a change to the kernels' instructions shows here when
-// it is lost in the noise of a 16M-element step (bench/RESULTS.md). Build and run with
-// bench/kernel_l2.sh; one format per build (-DKERNEL_FORMAT=Fp32, Bf16 or Fp16), the rule and
-// size on the command line:
+// with statistics and without, and a fingerprint of the bits it wrote. It calls the v4 loops of
+// step_loops.h directly; Python, the optimizer and the memory are out of the way, so a change
+// to the kernels' instructions shows here when it is lost in the noise of a 16M-element step
+// (bench/RESULTS.md). Build and run with bench/kernel_l2.sh; one format per build
+// (-DKERNEL_FORMAT=Fp32, Bf16 or Fp16), the rule and size on the command line:
 //
 //     kernel_l2 [adamw|sgd|lion] [elements, default 65536] [steps per timing, default 200]
 //
@@ -11,8 +11,6 @@
 // several times: on a shared VM, other tenants slow whole runs down, and the minimum over runs
 // is the kernel's own speed. The fingerprint (a hash of parameters and states after 3 tracked
 // steps, the counters and the sums) must not change when a change claims the same bits.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,41 +19,8 @@
 #include <cstring>
 #include <random>
 #include <string>
-#include <type_traits>
-#include <vector>
 
-#include "bitkernels/bitstats.h"
-#include "bitkernels/formats.h"
-#include "bitkernels/rounding.h"
-#include "bitkernels/rules.h"
-#include "bitkernels/step.h"
-#include "partial.h"
-#include "simd.h"
-#include "stats_block.h"
-
-namespace bitkernels {
-namespace cpu {
-using ::bitkernels::StepTensor;
-}  // namespace cpu
-}  // namespace bitkernels
-
-// The v4 kernels, included as step_kernels.h does (without torch).
-BK_BEGIN_X86_64_V4
-#define BK_ISA_NS v4
-#define BK_ISA_AVX2 1
-#define BK_ISA_AVX512 1
-#include "position_counter.h"
-#include "depth_window.h"
-#include "count_general.h"
-#include "stats_avx2.h"
-#include "vec16.h"
-#include "stats_avx512.h"
-#include "step_avx512.h"
-#include "step_impl.h"
-#undef BK_ISA_AVX512
-#undef BK_ISA_AVX2
-#undef BK_ISA_NS
-BK_END_X86_64_V4
+#include "step_loops.h"
 
 namespace {
 
@@ -88,7 +53,10 @@ int run(const char* rule, Element make(StepTensor&), int64_t n, int reps) {
   // Weights ~ N(0, 0.02), gradients ~ N(0, 1e-3), as bench/step_ratio.py and the runner.
   bits_t* const p = zeroed<bits_t>(n);
   bits_t* const g = zeroed<bits_t>(n);
-  for (int64_t i = 0; i < n; ++i) p[i] = stored(0.02f * normal(rng)), g[i] = stored(1e-3f * normal(rng));
+  for (int64_t i = 0; i < n; ++i) {
+    p[i] = stored(0.02f * normal(rng));
+    g[i] = stored(1e-3f * normal(rng));
+  }
   StepTensor t{};
   t.param = p;
   t.grad = g;
@@ -118,8 +86,8 @@ int run(const char* rule, Element make(StepTensor&), int64_t n, int reps) {
     for (int track = 0; track < 2; ++track) {
       const auto start = std::chrono::steady_clock::now();
       for (int r = 0; r < reps; ++r) step(track, out);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      best[track] = std::min(best[track], s / reps / (n / 16.0) * 1e9);
+      const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+      best[track] = std::min(best[track], took.count() / reps / (n / 16.0) * 1e9);
     }
   }
   std::printf("%s %s n=%lld: statistics %.2f ns per 16 elements, without %.2f (min of 7)\n", rule,
@@ -131,6 +99,10 @@ int run(const char* rule, Element make(StepTensor&), int64_t n, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (cpu::detected_isa() < cpu::Isa::kX86_64_V4) {
+    std::fprintf(stderr, "kernel_l2 runs the AVX-512 loops: this CPU has no AVX-512\n");
+    return 2;
+  }
   const std::string rule = argc > 1 ? argv[1] : "adamw";
   const int64_t n = argc > 2 ? std::atoll(argv[2]) : 65536;
   const int reps = argc > 3 ? std::atoi(argv[3]) : 200;

@@ -1,6 +1,6 @@
-"""bench/kernel_l2.sh, the AVX-512 step's timing harness (one thread, data in L2), builds from
-the kernels' headers and runs every rule: it includes them as step_kernels.h does, without
-torch, so nothing else would notice when they change under it."""
+"""bench/kernel_l2.sh, the AVX-512 step's timing harness (one thread, data in L2), builds and
+runs every rule: it calls the loops of csrc/cpu/step_loops.h directly, without torch, so
+nothing else would notice when their signatures change under it."""
 
 from __future__ import annotations
 

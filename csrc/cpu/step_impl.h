@@ -1,5 +1,5 @@
 // The fused optimizer loop on the CPU, compiled once per ISA (see simd.h): no include guard, no
-// includes; step_kernels.h includes what this needs first.
+// includes; step_loops.h includes what this needs first.
 //
 // step_range applies one update rule to elements [begin, end) of one tensor. With AVX-512
 // (namespace v4) the whole 256-element groups go through the fused kernel of step_avx512.h
