@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bitkernels-installed
 SOURCES := setup.py pyproject.toml requirements-dev.txt $(shell find csrc -type f)
 
-.PHONY: setup demo test test-sanitize bench bench-full clean
+.PHONY: setup demo test test-sanitize sanitize-build sanitize-run bench bench-full clean
 
 setup: $(STAMP)
 
@@ -41,11 +41,18 @@ SANITIZE_TREE := build/sanitize
 SANITIZE_TESTS := tests/test_steps.py tests/test_bitflip_stats.py tests/test_step_properties.py \
                   tests/test_fuzz.py tests/test_optim.py
 
-test-sanitize: setup
+test-sanitize: sanitize-build
+	$(MAKE) sanitize-run
+
+sanitize-build: setup
 	rm -rf $(SANITIZE_TREE) && mkdir -p $(SANITIZE_TREE)
 	git ls-files -z | xargs -0 cp --parents -t $(SANITIZE_TREE)
 	cd $(SANITIZE_TREE) && BITKERNELS_SANITIZE=1 BITKERNELS_CUDA=0 \
 	    $(abspath $(PY)) setup.py --quiet build_ext --inplace
+
+# The tests against the sanitized build that sanitize-build made (.ci/run makes it while the
+# test suite runs).
+sanitize-run:
 	cd $(SANITIZE_TREE) && PYTHONPATH=. \
 	    LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libubsan.so)" \
 	    ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

@@ -138,10 +138,9 @@ def test_many_tensors_in_one_call_equal_one_call_each(backend, device):
 @pytest.mark.parametrize("special_at", [None, 2500, 5000], ids=lambda s: f"special{s}")
 def test_wide_depths_and_late_specials(backend, device, dtype, special_at):
     """Parameters spread over 2^-30 .. 2^10 put update depths in most of the 64 bins (the CPU's
-    vector paths count 32 of them in one stream (AVX-512: bins 32..63; AVX2: a window that
-    moves to where the bins are) and, where a group has any, the rest in another); a
-    non-finite value in a later group sends just that group to the CPU's general path, and a
-    zero or subnormal one does not."""
+    vector paths count 32 of them in one stream, a window that moves to where the bins are,
+    and, where a group has any, the rest in another); a non-finite value in a later group sends
+    just that group to the CPU's general path, and a zero or subnormal one does not."""
     config = CONFIGS[4]
     sizes = [3 * 1920 + 13, 515]
     problems = [Problem("adam", dtype, sizes=sizes, device=d) for d in (device, "cpu")]
