@@ -2,13 +2,14 @@
 // vectors. Compiled into namespace v4 only (see simd.h): no include guard, no includes; the
 // includer provides <immintrin.h>, vec16.h and what stats_block.h needs first.
 //
-// Per vector, from the values the update left in registers: changed and lost (mask popcounts;
-// 16-bit formats per pair of vectors), the four sums (scaled squares, as in stats_block.h), and
-// the depth bin. The flip masks and the bins go to small buffers. At the end of a group,
-// Harley-Seal carry-save adders (PositionCounter, position_counter.h) count the bit positions of
-// the flip masks and of the bins made one-hot words (in a window of 32 bins that moves to where
-// they are, and a second stream that most groups skip: DepthWindow, depth_window.h); and the
-// group's sums are folded into float64 lanes. Nothing here branches per element.
+// Per vector, from the values the update left in registers: unchanged and lost (popcounts of one
+// mask test; 16-bit formats per pair of vectors), the four sums (scaled squares, as in
+// stats_block.h), and the depth bin. The flip masks and the bins go to small buffers. At the end
+// of a group, Harley-Seal carry-save adders (PositionCounter, position_counter.h) count the bit
+// positions of the flip masks and of the bins made one-hot words (in a window of 32 bins that
+// moves to where they are, and a second stream that most groups skip: DepthWindow,
+// depth_window.h); and the group's sums are folded into float64 lanes. Nothing here branches
+// per element.
 //
 // Every counter of the contract is exact for any value here: the depth bin is computed in exact
 // float arithmetic on exponents (getexp), where inf and NaN parameters fall to the lowest bin as
@@ -22,13 +23,13 @@ namespace BK_ISA_NS {
 
 // What the vectors accumulate, kept in registers by the loop that owns it (members of
 // VectorStats, whose address escapes, would live in memory): the scaled squares of d, g, old p
-// and new - old of the current group, and the changed and lost elements (mask popcounts, which
+// and new - old of the current group, and the unchanged and lost elements (mask popcounts, which
 // run on the scalar ports beside the vector work).
 struct VectorSums {
   __m512 squares[stats::kNumSums];
   __m512i highest;  // lane-wise unsigned maximum of the group's moving depth indexes
   __m512 index_offset, index_top;  // the depth window's constants (see VectorStats::add)
-  int64_t changed, lost;
+  int64_t unchanged, lost;
   __mmask16 moving_even;  // 16-bit formats: the moving lanes of the pair's first vector
 
   BK_ALWAYS_INLINE void start_group() {
@@ -80,7 +81,7 @@ struct VectorStats {
   BK_ALWAYS_INLINE VectorSums start() const {
     VectorSums sums;
     sums.start_group();
-    sums.changed = sums.lost = 0;
+    sums.unchanged = sums.lost = 0;
     set_window(sums);
     return sums;
   }
@@ -100,16 +101,20 @@ struct VectorStats {
     const __mmask16 moving = _mm512_knot(_mm512_fpclass_ps_mask(d.v, 0x9F));
     if constexpr (!kPacked) {
       const __m512i flip_bits = _mm512_xor_si512(x.old_bits.v, x.new_bits.v);
-      sums.changed += __builtin_popcount(_mm512_test_epi32_mask(flip_bits, flip_bits));
-      sums.lost += __builtin_popcount(_mm512_mask_testn_epi32_mask(moving, flip_bits, flip_bits));
+      // One mask test for both counts (changed = counted - unchanged): on Zen 4 the tests run on
+      // the multiply pipes, which the update and the sums keep busy (bench/RESULTS.md).
+      const __mmask16 unchanged = _mm512_testn_epi32_mask(flip_bits, flip_bits);
+      sums.unchanged += __builtin_popcount(unchanged);
+      sums.lost += __builtin_popcount(_cvtmask16_u32(unchanged) & _cvtmask16_u32(moving));
       _mm512_store_si512(flip + j, flip_bits);
     } else if constexpr (!kOdd) {
       sums.moving_even = moving;
     } else {
       const __m512i pair = x.pair_flips;
       const __mmask32 moving_pair = _mm512_kunpackw(moving, sums.moving_even);
-      sums.changed += __builtin_popcount(_mm512_test_epi16_mask(pair, pair));
-      sums.lost += __builtin_popcount(_mm512_mask_testn_epi16_mask(moving_pair, pair, pair));
+      const __mmask32 unchanged = _mm512_testn_epi16_mask(pair, pair);
+      sums.unchanged += __builtin_popcount(unchanged);
+      sums.lost += __builtin_popcount(_cvtmask32_u32(unchanged) & _cvtmask32_u32(moving_pair));
       _mm512_store_si512(flip + 8 * (16 * flip_half + v - 1), pair);
     }
     // Depth bin: floor(log2|d|) - (max(floor(log2|p|), emin) - mantissa bits) - kDepthMin,
@@ -227,7 +232,7 @@ struct VectorStats {
       const double* lanes = sums_lanes[k / 2] + 4 * (k % 2);
       out.sums[k] += ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) * kSquareUnscale;
     }
-    out.changed += sums.changed;
+    out.changed += counted - sums.unchanged;
     out.lost += sums.lost;
     out.zero += counted - moving - d_nonfinite;  // every element is moving, zero or non-finite
   }
