@@ -23,46 +23,9 @@
 #include "simd.h"
 #include "stats_block.h"
 
-#if BK_HAVE_X86_64_V3
-BK_BEGIN_X86_64_V4
-#define BK_ISA_NS v4
-#define BK_ISA_AVX2 1
-#define BK_ISA_AVX512 1
-#include "position_counter.h"
-#include "depth_window.h"
-#include "count_general.h"
-#include "stats_avx2.h"
-#include "vec16.h"
-#include "stats_avx512.h"
-#include "bitflip_avx512.h"
-#include "bitflip_stats_impl.h"
-#undef BK_ISA_AVX512
-#undef BK_ISA_AVX2
-#undef BK_ISA_NS
-BK_END_X86_64_V4
-BK_BEGIN_X86_64_V3
-#define BK_ISA_NS v3
-#define BK_ISA_AVX2 1
-#define BK_ISA_AVX512 0
-#include "position_counter.h"
-#include "depth_window.h"
-#include "count_general.h"
-#include "stats_avx2.h"
-#include "bitflip_stats_impl.h"
-#undef BK_ISA_AVX512
-#undef BK_ISA_AVX2
-#undef BK_ISA_NS
-BK_END_X86_64_V3
-#endif
-#define BK_ISA_NS base
-#define BK_ISA_AVX2 0
-#define BK_ISA_AVX512 0
-#include "position_counter.h"
-#include "count_general.h"
-#include "bitflip_stats_impl.h"
-#undef BK_ISA_AVX512
-#undef BK_ISA_AVX2
-#undef BK_ISA_NS
+#define BK_ISA_LOOPS "bitflip_stats_impl.h"
+#include "for_each_isa.h"
+#undef BK_ISA_LOOPS
 
 namespace bitkernels {
 namespace cpu {

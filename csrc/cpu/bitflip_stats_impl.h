@@ -1,5 +1,11 @@
-// Loops of bitkernels::bitflip_stats on the CPU, compiled once per ISA (see simd.h): no include
-// guard, no includes; bitflip_stats.cpp includes what this needs first.
+// Loops of bitkernels::bitflip_stats on the CPU, compiled once per ISA (for_each_isa.h, from
+// bitflip_stats.cpp): no include guard; bitflip_stats.cpp includes the guarded headers this
+// needs first.
+
+#include "stats_isa.h"
+#if BK_ISA_AVX512
+#include "bitflip_avx512.h"
+#endif
 
 namespace bitkernels {
 namespace cpu {

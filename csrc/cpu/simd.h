@@ -3,10 +3,11 @@
 // Vector types: 8 x uint32 (GCC/Clang vector extensions); the AVX-512 lane types are in vec16.h.
 //
 // ISA dispatch: each kernel's loops live in an "impl" header without include guard, written in
-// `namespace BK_ISA_NS`. A kernel's .cpp includes every header the impl needs first, then the
-// impl once per ISA: inside BK_BEGIN_X86_64_V4 / BK_END_X86_64_V4 as namespace v4 (AVX-512 F,
-// BW, CD, DQ, VL), inside BK_BEGIN_X86_64_V3 / BK_END_X86_64_V3 as namespace v3 (AVX2, FMA,
-// F16C, BMI), and plainly as namespace base. BK_ISA_CALL picks at run time. The loops must be
+// `namespace BK_ISA_NS`, which includes its per-ISA headers (also unguarded) itself. A kernel
+// includes its guarded headers first, then the impl once per ISA through for_each_isa.h: inside
+// BK_BEGIN_X86_64_V4 / BK_END_X86_64_V4 as namespace v4 (AVX-512 F, BW, CD, DQ, VL), inside
+// BK_BEGIN_X86_64_V3 / BK_END_X86_64_V3 as namespace v3 (AVX2, FMA, F16C, BMI), and plainly as
+// namespace base. BK_ISA_CALL picks at run time. The loops must be
 // written *inside* functions carrying the target (omp simd loops are laid out for the ISA of the
 // function they appear in, before inlining), which this arrangement guarantees; helpers they
 // call are ordinary inline functions, compiled for the baseline and inlined. FMA is in the ISA

@@ -1,5 +1,5 @@
-// The fused optimizer loop on the CPU, compiled once per ISA (see simd.h): no include guard, no
-// includes; step_loops.h includes what this needs first.
+// The fused optimizer loop on the CPU, compiled once per ISA (for_each_isa.h, from
+// step_loops.h): no include guard; step_loops.h includes the guarded headers this needs first.
 //
 // step_range applies one update rule to elements [begin, end) of one tensor. With AVX-512
 // (namespace v4) the whole 256-element groups go through the fused kernel of step_avx512.h
@@ -9,6 +9,11 @@
 // they are counted every 128 elements (GroupStats, stats_avx2.h; count_general where the fast
 // path does not apply); without, after each block. With kTrack false the statistics are
 // compiled out.
+
+#include "stats_isa.h"
+#if BK_ISA_AVX512
+#include "step_avx512.h"
+#endif
 
 namespace bitkernels {
 namespace cpu {
