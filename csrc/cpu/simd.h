@@ -7,11 +7,11 @@
 // includes its guarded headers first, then the impl once per ISA through for_each_isa.h: inside
 // BK_BEGIN_X86_64_V4 / BK_END_X86_64_V4 as namespace v4 (AVX-512 F, BW, CD, DQ, VL), inside
 // BK_BEGIN_X86_64_V3 / BK_END_X86_64_V3 as namespace v3 (AVX2, FMA, F16C, BMI), and plainly as
-// namespace base. BK_ISA_CALL picks at run time. The loops must be
-// written *inside* functions carrying the target (omp simd loops are laid out for the ISA of the
-// function they appear in, before inlining), which this arrangement guarantees; helpers they
-// call are ordinary inline functions, compiled for the baseline and inlined. FMA is in the ISA
-// but never emitted implicitly: sources are compiled with -ffp-contract=off.
+// namespace base. BK_ISA_CALL picks at run time. The loops must be written *inside* functions
+// carrying the target (omp simd loops are laid out for the ISA of the function they appear in,
+// before inlining), which this arrangement guarantees; helpers they call are ordinary inline
+// functions, compiled for the baseline and inlined. FMA is in the ISA but never emitted
+// implicitly: sources are compiled with -ffp-contract=off.
 #pragma once
 
 #include <atomic>
