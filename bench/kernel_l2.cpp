@@ -1,11 +1,16 @@
 // The AVX-512 fused step alone, one thread, data in L2: nanoseconds per vector of 16 elements
 // with statistics and without, and a fingerprint of the bits it wrote. It calls the v4 loops of
-// step_loops.h directly; Python, the optimizer and the memory are out of the way, so a change
-// to the kernels' instructions shows here when it is lost in the noise of a 16M-element step
-// (bench/RESULTS.md). Build and run with bench/kernel_l2.sh; one format per build
-// (-DKERNEL_FORMAT=Fp32, Bf16 or Fp16), the rule and size on the command line:
+// step_loops.h directly (-DKERNEL_ISA=v3: the AVX2 loops); Python, the optimizer and the memory
+// are out of the way, so a change to the kernels' instructions shows here when it is lost in
+// the noise of a 16M-element step (bench/RESULTS.md). Build and run with bench/kernel_l2.sh;
+// one format per build (-DKERNEL_FORMAT=Fp32, Bf16 or Fp16), the rule and size on the command
+// line:
 //
 //     kernel_l2 [adamw|sgd|lion] [elements, default 65536] [steps per timing, default 200]
+//               [grad scale, default none]
+//
+// With a grad scale (AMP's GradScaler), the gradients are stored scaled by it and the step
+// unscales them.
 //
 // Each line of output is the minimum over 7 rounds, stats and no-stats timed alternately; run it
 // several times: on a shared VM, other tenants slow whole runs down, and the minimum over runs
@@ -22,9 +27,15 @@
 
 #include "step_loops.h"
 
+#ifndef KERNEL_ISA  // the loops' namespace (simd.h), and the least this CPU must run for them
+#define KERNEL_ISA v4
+#define KERNEL_ISA_LEAST kX86_64_V4
+#endif
+
 namespace {
 
 using namespace bitkernels;
+namespace loops = cpu::KERNEL_ISA;
 using F = KERNEL_FORMAT;
 using bits_t = F::bits_t;
 
@@ -47,7 +58,7 @@ uint64_t fnv1a(uint64_t h, const void* data, size_t bytes) {
 }
 
 template <class Element>
-int run(const char* rule, Element make(StepTensor&), int64_t n, int reps) {
+int run(const char* rule, Element make(StepTensor&), int64_t n, int reps, float grad_scale) {
   std::mt19937 rng(0);
   std::normal_distribution<float> normal(0.f, 1.f);
   // Weights ~ N(0, 0.02), gradients ~ N(0, 1e-3), as bench/step_ratio.py and the runner.
@@ -55,7 +66,7 @@ int run(const char* rule, Element make(StepTensor&), int64_t n, int reps) {
   bits_t* const g = zeroed<bits_t>(n);
   for (int64_t i = 0; i < n; ++i) {
     p[i] = stored(0.02f * normal(rng));
-    g[i] = stored(1e-3f * normal(rng));
+    g[i] = stored(1e-3f * normal(rng) * (grad_scale > 0 ? grad_scale : 1.0f));
   }
   StepTensor t{};
   t.param = p;
@@ -64,11 +75,12 @@ int run(const char* rule, Element make(StepTensor&), int64_t n, int reps) {
   for (int s = 0; s < Element::kStates; ++s) t.state[s] = zeroed<float>(n);
   t.adam = adam_step_scalars(1e-3 / (1 - 0.9), std::sqrt(1 - 0.999));
   const Element element = make(t);
+  const float* const scale = grad_scale > 0 ? &grad_scale : nullptr;
   auto step = [&](bool track, cpu::Partial& out) {
     if (track)
-      cpu::v4::step_range<F, Rounding::kNearest, false, true>(element, t, 0, n, nullptr, out);
+      loops::step_range<F, Rounding::kNearest, false, true>(element, t, 0, n, scale, out);
     else
-      cpu::v4::step_range<F, Rounding::kNearest, false, false>(element, t, 0, n, nullptr, out);
+      loops::step_range<F, Rounding::kNearest, false, false>(element, t, 0, n, scale, out);
   };
   cpu::Partial out{};
   for (int r = 0; r < 3; ++r) step(true, out);
@@ -99,27 +111,29 @@ int run(const char* rule, Element make(StepTensor&), int64_t n, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (cpu::detected_isa() < cpu::Isa::kX86_64_V4) {
-    std::fprintf(stderr, "kernel_l2 runs the AVX-512 loops: this CPU has no AVX-512\n");
+  if (cpu::detected_isa() < cpu::Isa::KERNEL_ISA_LEAST) {
+    std::fprintf(stderr, "this CPU does not run the kernels' instruction set\n");
     return 2;
   }
   const std::string rule = argc > 1 ? argv[1] : "adamw";
   const int64_t n = argc > 2 ? std::atoll(argv[2]) : 65536;
   const int reps = argc > 3 ? std::atoi(argv[3]) : 200;
+  const float grad_scale = argc > 4 ? std::strtof(argv[4], nullptr) : 0.0f;  // 0: no AMP
   if (rule == "adamw")  // the plain AdamW kernel: torch's defaults with weight decay 0.01
     return run<AdamElement<false, true, true>>("adamw", [](StepTensor& t) {
       return AdamElement<false, true, true>::of(
           adam_hyper(1e-3, 0.9, 0.999, 1e-8, 0.01, true, false, false), t);
-    }, n, reps);
+    }, n, reps, grad_scale);
   if (rule == "sgd")  // SGD with momentum 0.9 (the plain kernel)
     return run<SgdElement<true, true>>("sgd", [](StepTensor& t) {
       t.first = flag(false);
       return SgdElement<true, true>::of(sgd_hyper(1e-3, 0.9, 0, 0, false, false), t);
-    }, n, reps);
+    }, n, reps, grad_scale);
   if (rule == "lion")  // Lion with decay (the plain kernel)
     return run<LionElement<true, true>>("lion", [](StepTensor& t) {
       return LionElement<true, true>::of(lion_hyper(1e-4, 0.9, 0.99, 0.01, false), t);
-    }, n, reps);
-  std::fprintf(stderr, "usage: kernel_l2 [adamw|sgd|lion] [elements] [steps per timing]\n");
+    }, n, reps, grad_scale);
+  std::fprintf(stderr,
+               "usage: kernel_l2 [adamw|sgd|lion] [elements] [steps per timing] [grad scale]\n");
   return 2;
 }

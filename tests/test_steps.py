@@ -92,6 +92,25 @@ def test_grad_scale_unscales_in_kernel(backend, device, dtype):
         assert torch.equal(bits(x), bits(y))
 
 
+@pytest.mark.parametrize("backend,device", KERNEL_CASES)
+@pytest.mark.parametrize("scale", [2.0**16, 2.0**-127, 3.0, 2.0**-130],
+                         ids=["2^16", "2^-127", "3", "2^-130"])
+@pytest.mark.parametrize("config", [CONFIGS[i] for i in (6, 9, 10)], ids=["adamw", "sgd", "lion"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_grad_scale_matches_the_reference(backend, device, scale, config, dtype):
+    """Any grad_scale, as the reference: GradScaler's powers of two (which the AVX-512 kernels
+    unscale by a multiply), others (a division), and 2^-130, whose reciprocal overflows. The
+    counters and the sum of g^2, which the AVX-512 kernels scale back from the stored gradient."""
+    kind = config[0]
+    grad_scale = torch.tensor([scale])
+    ours = Problem(kind, dtype, device=device).run(implementation(backend), config,
+                                                   grad_scale=grad_scale.to(device))
+    ref = Problem(kind, dtype).run(REFERENCE, config, grad_scale=grad_scale)
+    assert_same(ours, ref)
+    if dtype != torch.float16 or scale > 2.0**-20:  # else every scaled gradient is 0 in fp16
+        assert float(ref.sums[:, Layout.SUM_G2].sum()) > 0
+
+
 @pytest.mark.parametrize("backend,device", [c for c in BACKEND_CASES])
 @pytest.mark.parametrize("config", CONFIGS, ids=CONFIG_IDS)
 def test_found_inf_changes_nothing(backend, device, config):

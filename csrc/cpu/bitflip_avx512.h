@@ -52,7 +52,7 @@ BK_NOINLINE int64_t count_with_update_avx512(const typename F::bits_t* old_bits,
     prefetch_ahead(d, i, sizeof(uint32_t));
   };
   VectorStats<F> stats;
-  VectorSums sums = stats.start();
+  VectorSums sums = stats.start(/*grad_scale=*/1.0f);  // no gradient: its sum stays 0
   int64_t b0 = begin;
   for (; b0 + kGroup <= end; b0 += kGroup) {
     auto add_vector = [&](int v, auto odd) BK_ALWAYS_INLINE_LAMBDA {

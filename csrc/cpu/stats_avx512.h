@@ -29,6 +29,7 @@ struct VectorSums {
   __m512 squares[stats::kNumSums];
   __m512i highest;  // lane-wise unsigned maximum of the group's moving depth indexes
   __m512 index_offset, index_top;  // the depth window's constants (see VectorStats::add)
+  float gradient_scale;  // kSquareScale / grad_scale (see VectorStats::start)
   int64_t unchanged, lost;
   __mmask16 moving_even;  // 16-bit formats: the moving lanes of the pair's first vector
 
@@ -56,7 +57,7 @@ struct VectorValues {
   F32x16 q;                   // new value
   F32x16 p;                   // old value
   F32x16 d;                   // the update that was rounded in
-  F32x16 g;                   // the unscaled gradient
+  F32x16 g;                   // the gradient as stored (AMP: still scaled, see start)
   __m512i pair_flips;         // 16-bit formats, odd vectors: the flips of the pair (see kPacked)
 };
 
@@ -78,9 +79,15 @@ struct VectorStats {
   DepthWindow<Lanes512, kGroup> depths;  // depths.index: the group's depth indexes
   int64_t counted = 0, d_nonfinite = 0;
 
-  BK_ALWAYS_INLINE VectorSums start() const {
+  // grad_scale: AMP's gradient scale (1 without). The gradients come as stored and their squares
+  // are scaled by kSquareScale / grad_scale: a multiply where unscaling them first would take a
+  // second division per vector (the update's own cannot be shared, see step_avx512.h). Within
+  // two fp32 roundings of the unscaled gradient's square, and the same bits without AMP; a
+  // grad_scale below 2^-88 makes the factor inf and every group's sums exact_group's.
+  BK_ALWAYS_INLINE VectorSums start(float grad_scale) const {
     VectorSums sums;
     sums.start_group();
+    sums.gradient_scale = kSquareScale / grad_scale;
     sums.unchanged = sums.lost = 0;
     set_window(sums);
     return sums;
@@ -138,7 +145,8 @@ struct VectorStats {
       total = _mm512_fmadd_ps(y, y, total);
     };
     add_square(sums.squares[stats::kSumD2], d.v);
-    add_square(sums.squares[stats::kSumG2], g.v);
+    const __m512 g_scaled = _mm512_mul_ps(g.v, _mm512_set1_ps(sums.gradient_scale));
+    sums.squares[stats::kSumG2] = _mm512_fmadd_ps(g_scaled, g_scaled, sums.squares[stats::kSumG2]);
     const __m512 p_scaled = _mm512_mul_ps(p.v, scale);
     sums.squares[stats::kSumP2] = _mm512_fmadd_ps(p_scaled, p_scaled, sums.squares[stats::kSumP2]);
     // (q - p) * scale in one rounding from q * scale (exact) - p_scaled, one instruction less

@@ -58,11 +58,7 @@ __attribute__((flatten)) int64_t step_groups_avx512_impl(const Element& rule, co
   auto* const comp = static_cast<bits_t*>(t.comp);
   const float* const states[3] = {t.state[0], t.state[1], t.state[2]};
   const uint32_t key = t.rng_key;
-  const bool scaled = grad_scale != nullptr;
-  const float scale = scaled ? *grad_scale : 1.0f;
-  auto gradient = [&](F32x16 g) BK_ALWAYS_INLINE_LAMBDA {
-    return scaled ? g / scale : g;  // x / 1 is exact, but a division is not free
-  };
+  const GradUnscale unscale = GradUnscale::of(grad_scale);
   auto prefetch_vector = [&](int64_t i) BK_ALWAYS_INLINE_LAMBDA {
     prefetch_ahead(param, i, sizeof(bits_t));
     prefetch_ahead(grad, i, sizeof(bits_t));
@@ -71,10 +67,10 @@ __attribute__((flatten)) int64_t step_groups_avx512_impl(const Element& rule, co
   };
   // The intended update of the vector at i (its state written, its parameter not yet).
   auto update_at = [&](int64_t i) BK_ALWAYS_INLINE_LAMBDA {
-    return element(i, load_widened16<F>(param + i), gradient(load_widened16<F>(grad + i)));
+    return element(i, load_widened16<F>(param + i), unscale(load_widened16<F>(grad + i)));
   };
   VectorStats<F> stats;
-  VectorSums sums = stats.start();
+  VectorSums sums = stats.start(grad_scale != nullptr ? *grad_scale : 1.0f);
   const int64_t groups_end = begin + (end - begin) / kGroup * kGroup;
   F32x16 ahead_even = 0.0f, ahead_odd = 0.0f;  // the updates of the next pair to land
   if (groups_end > begin) {
@@ -99,9 +95,10 @@ __attribute__((flatten)) int64_t step_groups_avx512_impl(const Element& rule, co
       // old_pair.
       if constexpr (kPacked && !kOdd) old_pair = _mm512_loadu_si512(param + i);
       const F32x16 p = load_widened16<F>(param + i);
-      // For the statistics only. Loaded again rather than carried from update_at: two more live
-      // vectors cost more than the load (with grad_scale, a second division).
-      const F32x16 g = gradient(load_widened16<F>(grad + i));
+      // For the statistics only, and as stored: loaded again rather than carried from update_at
+      // (two more live vectors cost more than the load), and with grad_scale not divided again
+      // (the sums scale it back, see VectorStats::start).
+      const F32x16 g = load_widened16<F>(grad + i);
       U32x16 new_bits;  // not kConvertBf16
       F32x16 q = p;     // the new value; kConvertBf16 and even: set by the odd vector
       F32x16 applied = d;  // the update rounded in (with Kahan: d + compensation)
@@ -162,10 +159,7 @@ __attribute__((flatten)) int64_t step_groups_avx512_impl(const Element& rule, co
     }
     if constexpr (kTrack) {
       stats.template add<true>(kGroup / 16 - 1, pending, sums);
-      auto grad_at = [&](int j) {
-        const float g = to_float<F>(grad[b0 + j]);
-        return scaled ? g / scale : g;
-      };
+      auto grad_at = [&](int j) { return unscale(to_float<F>(grad[b0 + j])); };
       VectorStats<F>::prefetch_next_group(b0 + kGroup, prefetch_vector);
       stats.end_group(param + b0, grad_at, sums, out);
     }

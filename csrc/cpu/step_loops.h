@@ -16,6 +16,7 @@
 #include "bitkernels/rounding.h"
 #include "bitkernels/rules.h"
 #include "bitkernels/step.h"
+#include "grad_unscale.h"
 #include "partial.h"
 #include "simd.h"
 #include "stats_block.h"
