@@ -40,6 +40,27 @@ def bench_step_torch(benchmark, size, dtype, name, impl):
     benchmark(synced(opt.step))
 
 
+@sizes(1 << 20, 1 << 24)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("impl", [f"{b}-{t}" for b in BACKENDS for t in ("stats", "nostats")]
+                         + ["torch-fused"])
+def bench_step_amp(benchmark, size, dtype, impl):
+    """AdamW under AMP: grad_scale (2^16, a power of two as GradScaler's) and found_inf handed
+    over as torch.amp.GradScaler hands them to fused optimizers, the gradients unscaled in the
+    kernel. Ours against torch's fused step, which takes them the same way."""
+    params = [roofline.parameter(size, dtype, DEVICE)]
+    if impl == "torch-fused":
+        opt = roofline.torch_optimizer("adamw", params, "fused")
+    else:
+        backend, track = impl.split("-")
+        opt = roofline.ours_optimizer("adamw", params, backend, track == "stats")
+    opt.grad_scale = torch.full((), 2.0**16, device=DEVICE)  # 0-d, as GradScaler's
+    opt.found_inf = torch.zeros((), device=DEVICE)
+    benchmark.extra_info["bytes"] = roofline.step_bytes("adamw", size, format_of(dtype).width // 8)
+    opt.step()
+    benchmark(synced(opt.step))
+
+
 @sizes(1 << 12, 1 << 20)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def bench_step_do_it_yourself(benchmark, size, dtype):

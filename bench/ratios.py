@@ -54,6 +54,17 @@ def main(path: str) -> None:
                         row += (f"  torch fused {median(fused) * 1e3:8.3f}  stats/fused "
                                 f"{median(on) / median(fused):5.2f}")
                     print(row)
+    print("\nAdamW under AMP (grad_scale 2^16; median ms)")
+    for dtype in ("torch.float32", "torch.bfloat16"):
+        d = re.escape(dtype)
+        for size, backend in ((size, b) for size in ("1M", "16M") for b in ("cpu", "cuda")):
+            on, off, fused = (get(rf"bench_step_amp\[{impl}-{d}-{size}\]")
+                              for impl in (f"{backend}-stats", f"{backend}-nostats", "torch-fused"))
+            if on and off and fused:
+                print(f"  {backend:>5s} {dtype[6:]:9s} {size:>4s}: stats {median(on) * 1e3:8.3f}"
+                      f"  nostats {median(off) * 1e3:8.3f}  torch fused "
+                      f"{median(fused) * 1e3:8.3f}  stats/fused {median(on) / median(fused):5.2f}"
+                      f"  on/off {median(on) / median(off):5.2f}")
     print("\nbitflip_stats (reads 2 x numel x itemsize) vs copy (same bytes read + written)")
     for dtype in ("torch.float32", "torch.bfloat16", "torch.float16"):
         d = re.escape(dtype)
