@@ -98,9 +98,10 @@ def test_grad_scale_unscales_in_kernel(backend, device, dtype):
 @pytest.mark.parametrize("config", [CONFIGS[i] for i in (6, 9, 10)], ids=["adamw", "sgd", "lion"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_grad_scale_matches_the_reference(backend, device, scale, config, dtype):
-    """Any grad_scale, as the reference: GradScaler's powers of two (which the AVX-512 kernels
+    """Any grad_scale, as the reference: GradScaler's powers of two (which the CPU kernels
     unscale by a multiply), others (a division), and 2^-130, whose reciprocal overflows. The
-    counters and the sum of g^2, which the AVX-512 kernels scale back from the stored gradient."""
+    counters and the sum of g^2, which the AVX-512 kernels scale back from the stored gradient
+    (by 2^40 / grad_scale: inf for 2^-127 and 2^-130, whose groups take the exact path)."""
     kind = config[0]
     grad_scale = torch.tensor([scale])
     ours = Problem(kind, dtype, device=device).run(implementation(backend), config,
