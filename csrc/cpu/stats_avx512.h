@@ -139,21 +139,18 @@ struct VectorStats {
     sums.highest = _mm512_mask_max_epu32(sums.highest, moving, sums.highest, index);
     _mm512_store_si512(depths.index + j, index);
     _mm512_store_si512(d_bits + j, _mm512_castps_si512(d.v));
-    const __m512 scale = _mm512_set1_ps(kSquareScale);
-    auto add_square = [&](__m512& total, __m512 value) BK_ALWAYS_INLINE_LAMBDA {
-      const __m512 y = _mm512_mul_ps(value, scale);
-      total = _mm512_fmadd_ps(y, y, total);
+    auto add_square = [&](int sum, __m512 scaled) BK_ALWAYS_INLINE_LAMBDA {
+      sums.squares[sum] = _mm512_fmadd_ps(scaled, scaled, sums.squares[sum]);
     };
-    add_square(sums.squares[stats::kSumD2], d.v);
-    const __m512 g_scaled = _mm512_mul_ps(g.v, _mm512_set1_ps(sums.gradient_scale));
-    sums.squares[stats::kSumG2] = _mm512_fmadd_ps(g_scaled, g_scaled, sums.squares[stats::kSumG2]);
+    const __m512 scale = _mm512_set1_ps(kSquareScale);
+    add_square(stats::kSumD2, _mm512_mul_ps(d.v, scale));
+    add_square(stats::kSumG2, _mm512_mul_ps(g.v, _mm512_set1_ps(sums.gradient_scale)));
     const __m512 p_scaled = _mm512_mul_ps(p.v, scale);
-    sums.squares[stats::kSumP2] = _mm512_fmadd_ps(p_scaled, p_scaled, sums.squares[stats::kSumP2]);
+    add_square(stats::kSumP2, p_scaled);
     // (q - p) * scale in one rounding from q * scale (exact) - p_scaled, one instruction less
     // than a difference then scaled: the same value, except that a difference below fp32's
     // normal range keeps more bits (as in stats_avx2.h).
-    const __m512 r_scaled = _mm512_fmsub_ps(x.q.v, scale, p_scaled);
-    sums.squares[stats::kSumR2] = _mm512_fmadd_ps(r_scaled, r_scaled, sums.squares[stats::kSumR2]);
+    add_square(stats::kSumR2, _mm512_fmsub_ps(x.q.v, scale, p_scaled));
   }
 
   // Called just before end_group with the index of the next group's first element and the
