@@ -30,11 +30,14 @@ class TrackedOptimizer:
     """Wraps ``optimizer``; everything but ``step``, ``bit_stats`` and ``reset_bit_stats`` is
     the wrapped optimizer's (param_groups, state_dict, zero_grad, ...), so it goes wherever the
     optimizer went, lr schedulers and GradScaler included (pass ``tracked.optimizer`` where an
-    API insists on a torch.optim.Optimizer instance)."""
+    API insists on a torch.optim.Optimizer instance).
+
+    ``track_bits`` may change between steps, as the fused optimizers' (bitkernels.optim): a step
+    with it False is the wrapped optimizer's step alone, without the copy and the count."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, backend: str = "auto",
                  named_parameters: Iterable[tuple[str, torch.Tensor]] | None = None,
-                 keep_copies: bool | None = None):
+                 keep_copies: bool | None = None, track_bits: bool = True):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, "
                             f"got {type(optimizer).__name__}")
@@ -43,6 +46,7 @@ class TrackedOptimizer:
         self.optimizer = optimizer
         self.backend = backend
         self.keep_copies = keep_copies
+        self.track_bits = bool(track_bits)
         self._given_names = ({id(p): name for name, p in named_parameters}
                              if named_parameters else {})
         self._stats: dict[int, BitStats] = {}
@@ -58,6 +62,8 @@ class TrackedOptimizer:
         return getattr(self.optimizer, name)
 
     def step(self, closure: Callable[[], Any] | None = None):
+        if not self.track_bits:
+            return self.optimizer.step(closure) if closure is not None else self.optimizer.step()
         params = [p for group in self.optimizer.param_groups for p in group["params"]
                   if p.grad is not None]
         old = self._copy_all(params)
@@ -109,12 +115,14 @@ class TrackedOptimizer:
 
 def track(optimizer: torch.optim.Optimizer, *, backend: str = "auto",
           named_parameters: Iterable[tuple[str, torch.Tensor]] | None = None,
-          keep_copies: bool | None = None) -> TrackedOptimizer:
+          keep_copies: bool | None = None, track_bits: bool = True) -> TrackedOptimizer:
     """Wrap any torch optimizer so that each step also counts its bit flips (see the module
     docstring for what this path can and cannot measure, and why it is slower).
 
     keep_copies: keep each parameter's pre-step copy between steps (one more parameter-sized
     buffer held, like an optimizer state) instead of allocating it per step. None (default):
-    kept for CPU parameters, where fresh allocations cost page faults, not for GPU ones."""
+    kept for CPU parameters, where fresh allocations cost page faults, not for GPU ones.
+    track_bits: count the steps (True) or only take them; the attribute of that name may change
+    between steps, to count a sample of them."""
     return TrackedOptimizer(optimizer, backend=backend, named_parameters=named_parameters,
-                            keep_copies=keep_copies)
+                            keep_copies=keep_copies, track_bits=track_bits)

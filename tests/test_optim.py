@@ -209,6 +209,40 @@ def test_track_bits_false_counts_nothing_and_steps_the_same():
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
 
 
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_track_bits_toggled_between_steps_counts_the_tracked_steps_only(backend, dtype):
+    """Sampling (`opt.track_bits = step % k == 0`): the untracked steps run the kernel without
+    statistics, the tracked ones count exactly what a snapshot and bitflip_stats see, and the
+    bits are those of an optimizer that tracks every step."""
+    sampled_model, every_model = mlp(dtype=dtype), mlp(dtype=dtype)
+    sampled = bk.optim.AdamW(sampled_model.named_parameters(), lr=1e-3, backend=backend)
+    every = bk.optim.AdamW(every_model.named_parameters(), lr=1e-3, backend=backend)
+    expected = {name: bk.BitStats(dtype) for name, _ in sampled_model.named_parameters()}
+    g = torch.Generator().manual_seed(5)
+    tracked_steps = 0
+    for step in range(7):
+        sampled.track_bits = step % 3 == 0
+        tracked_steps += sampled.track_bits
+        for p, q in zip(sampled_model.parameters(), every_model.parameters()):
+            p.grad = torch.randn(p.shape, generator=g).to(dtype)
+            q.grad = p.grad.clone()
+        before = {name: p.detach().clone() for name, p in sampled_model.named_parameters()}
+        sampled.step()
+        every.step()
+        if sampled.track_bits:
+            for name, p in sampled_model.named_parameters():
+                bk.bitflip_stats(before[name], p.detach(), out=expected[name], backend="reference")
+    assert all(torch.equal(p, q) for p, q in zip(sampled_model.parameters(),
+                                                 every_model.parameters()))
+    for name, got in sampled.bit_stats().items():
+        want = expected[name]
+        assert torch.equal(got.flips, want.flips), name
+        assert int(got.changed) == int(want.changed) and int(got.numel) == int(want.numel)
+        assert int(got.steps) == tracked_steps == 3
+    assert all(int(s.steps) == 7 for s in every.bit_stats().values())
+
+
 def test_frozen_parameters_are_left_alone():
     model = mlp()
     model[0].weight.requires_grad_(False)

@@ -37,6 +37,33 @@ def test_counts_equal_bitflip_stats_of_snapshots(make):
         assert int(stats.steps) == 3 and int(stats.changed) > 0
 
 
+def test_track_bits_toggled_between_steps_counts_the_tracked_steps_only():
+    model, x, y = model_and_data()
+    twin, _, _ = model_and_data()
+    opt = bk.track(torch.optim.AdamW(model.parameters(), lr=1e-3), track_bits=False,
+                   named_parameters=model.named_parameters(), backend="reference")
+    bare = torch.optim.AdamW(twin.parameters(), lr=1e-3)
+    expected = {name: bk.BitStats(p.dtype) for name, p in model.named_parameters()}
+    for step in range(5):
+        opt.track_bits = step % 2 == 1
+        for m, o in ((model, opt), (twin, bare)):
+            o.zero_grad()
+            torch.nn.functional.mse_loss(m(x), y).backward()
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        opt.step()
+        bare.step()
+        if opt.track_bits:
+            for name, p in model.named_parameters():
+                bk.bitflip_stats(before[name], p.detach(), backend="reference",
+                                 out=expected[name])
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), twin.parameters()))
+    got = opt.bit_stats()
+    assert set(got) == set(expected)
+    for name, stats in got.items():
+        assert stats.equal(expected[name]), name
+        assert int(stats.steps) == 2
+
+
 def test_wrapper_delegates_and_skips_frozen_params():
     model, x, y = model_and_data(torch.bfloat16)
     model[2].bias.requires_grad_(False)

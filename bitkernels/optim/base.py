@@ -74,7 +74,8 @@ class BitOptimizer(torch.optim.Optimizer):
     applies the update and accumulates bit statistics (see BitStats) for every parameter.
 
     Keyword-only options common to all:
-      track_bits: accumulate statistics (True) or compile them out of the kernel (False).
+      track_bits: accumulate statistics (True) or compile them out of the kernel (False). The
+        attribute of that name may change between steps, to count a sample of them.
       rounding: "nearest" (as torch) or "stochastic" for bf16/fp16 parameters.
       kahan: keep a Kahan compensation buffer (parameter dtype) for bf16/fp16 parameters.
       seed: seed of the stochastic-rounding streams; with the step count it fixes every bit.
