@@ -63,17 +63,20 @@ class TrackedOptimizer:
 
     def step(self, closure: Callable[[], Any] | None = None):
         if not self.track_bits:
-            return self.optimizer.step(closure) if closure is not None else self.optimizer.step()
+            return self._wrapped_step(closure)
         params = [p for group in self.optimizer.param_groups for p in group["params"]
                   if p.grad is not None]
         old = self._copy_all(params)
-        loss = self.optimizer.step(closure) if closure is not None else self.optimizer.step()
+        loss = self._wrapped_step(closure)
         for p, before in zip(params, old):
             stats = self._stats.get(id(p))
             if stats is None or stats.dtype != p.dtype:
                 stats = self._stats[id(p)] = BitStats(p.dtype, p.device)
             bitflip_stats(before, p.detach(), backend=self.backend, out=stats)
         return loss
+
+    def _wrapped_step(self, closure: Callable[[], Any] | None):
+        return self.optimizer.step(closure) if closure is not None else self.optimizer.step()
 
     def _keeps_copy_of(self, p: torch.Tensor) -> bool:
         return self.keep_copies if self.keep_copies is not None else p.device.type == "cpu"
