@@ -27,7 +27,7 @@ ROOT = Path(__file__).parent
 CSRC = ROOT / "csrc"
 DEBUG = os.environ.get("BITKERNELS_DEBUG") == "1"
 SANITIZE = os.environ.get("BITKERNELS_SANITIZE") == "1"
-# Sanitized builds at -O1: the instrumented AVX-512 kernels take 10 minutes to build at -O3 on two
+# Sanitized builds at -O1: the instrumented AVX-512 kernels took 10 minutes to build at -O3 on two
 # cores, and -O1 keeps the code close to the source the reports point at.
 #
 # Release builds without debug information: Python's own CFLAGS carry -g (torch's cpp_extension
