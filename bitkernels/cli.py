@@ -144,6 +144,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     console = Console(width=max(Console().width, 120))
     device = torch.device(args.device)
+    if args.goals:
+        return _bench_goals(args, device, console)
     plan = roofline.Plan(
         device=device,
         sizes=tuple(roofline.parse_size(s) for s in args.sizes.split(",")) if args.sizes
@@ -165,6 +167,37 @@ def _bench(args: argparse.Namespace) -> int:
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(roofline.markdown(rows) + "\n")
+        console.print(f"wrote {args.markdown}")
+    return 0
+
+
+def _bench_goals(args: argparse.Namespace, device: torch.device, console) -> int:
+    import json
+
+    from . import goals, roofline
+
+    env = roofline.environment(device)
+    console.print(", ".join(f"{k} {v}" for k, v in env.items()), highlight=False)
+    rows: list[roofline.Row] = []
+
+    def report(case_rows: list[roofline.Row]) -> None:
+        rows.extend(case_rows)
+        console.print(roofline.table(case_rows))
+
+    verdicts = goals.run(
+        device, rounds=args.rounds or 20,
+        size=roofline.parse_size(args.sizes.split(",")[0]) if args.sizes else None,
+        model_width=args.model_width,
+        backends=tuple(args.backends.split(",")) if args.backends else None, report=report)
+    console.print(goals.table(verdicts))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({**roofline.to_json(rows, env), "goals": [v.as_dict() for v in verdicts]},
+                      f, indent=1)
+        console.print(f"wrote {args.json}")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(goals.markdown(verdicts) + "\n\n" + roofline.markdown(rows) + "\n")
         console.print(f"wrote {args.markdown}")
     return 0
 
@@ -216,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
                                                             "small transformer (default)")
     scope.add_argument("--full", action="store_true", help="sizes 4K..64M, 30 rounds, GPT-2 "
                                                            "small's parameter list")
+    scope.add_argument("--goals", action="store_true",
+                       help="the cases issue 5's goals are stated on (CPU: AdamW and "
+                            "bitflip_stats at 16M, fp32 and bf16; GPU: AdamW fp32 at 64M and "
+                            "GPT-2 small), then each goal, measured, met or missed; --sizes, "
+                            "--rounds, --model-width and --backends apply")
     bench.add_argument("--sizes", help="comma-separated element counts, e.g. 4K,16M")
     bench.add_argument("--dtypes", default="float32,bfloat16,float16")
     bench.add_argument("--optimizers", default="adamw,sgd_momentum,lion")
