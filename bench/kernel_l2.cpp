@@ -6,7 +6,7 @@
 // one format per build (-DKERNEL_FORMAT=Fp32, Bf16 or Fp16), the rule and size on the command
 // line:
 //
-//     kernel_l2 [adamw|sgd|lion] [elements, default 65536] [steps per timing, default 200]
+//     kernel_l2 [adamw|sgd|lion] [elements, default 32768] [steps per timing, default 200]
 //               [grad scale, default none]
 //
 // With a grad scale (AMP's GradScaler), the gradients are stored scaled by it and the step
@@ -116,7 +116,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string rule = argc > 1 ? argv[1] : "adamw";
-  const int64_t n = argc > 2 ? std::atoll(argv[2]) : 65536;
+  // 32768: fp32 AdamW's four arrays take 512 KB, half of Zen 4's 1 MB L2. At 65536 (the
+  // default until the sixteenth session) they filled it, and the time with statistics took one
+  // of two values by the process's physical pages: 9.5 or 13.3 ns per 16 elements (without
+  // statistics 6.1-6.4 either way; bench/RESULTS.md).
+  const int64_t n = argc > 2 ? std::atoll(argv[2]) : 32768;
   const int reps = argc > 3 ? std::atoi(argv[3]) : 200;
   const float grad_scale = argc > 4 ? std::strtof(argv[4], nullptr) : 0.0f;  // 0: no AMP
   if (rule == "adamw")  // the plain AdamW kernel: torch's defaults with weight decay 0.01
