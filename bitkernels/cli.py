@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     scope.add_argument("--goals", action="store_true",
                        help="the cases issue 5's goals are stated on (CPU: AdamW and "
                             "bitflip_stats at 16M, fp32 and bf16; GPU: AdamW fp32 at 64M and "
-                            "GPT-2 small), then each goal, measured, met or missed; --sizes, "
-                            "--rounds, --model-width and --backends apply")
+                            "GPT-2 small), then each goal, measured, met or missed; --sizes and "
+                            "--rounds apply, and on a GPU --model-width and --backends")
     bench.add_argument("--sizes", help="comma-separated element counts, e.g. 4K,16M")
     bench.add_argument("--dtypes", default="float32,bfloat16,float16")
     bench.add_argument("--optimizers", default="adamw,sgd_momentum,lion")
