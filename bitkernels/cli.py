@@ -140,42 +140,10 @@ def _bench(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from . import roofline
+    from . import goals, roofline
 
     console = Console(width=max(Console().width, 120))
     device = torch.device(args.device)
-    if args.goals:
-        return _bench_goals(args, device, console)
-    plan = roofline.Plan(
-        device=device,
-        sizes=tuple(roofline.parse_size(s) for s in args.sizes.split(",")) if args.sizes
-        else (roofline.FULL_SIZES if args.full else roofline.QUICK_SIZES),
-        dtypes=tuple(args.dtypes.split(",")), optimizers=tuple(args.optimizers.split(",")),
-        backends=tuple(args.backends.split(",")) if args.backends else None,
-        cases=tuple(args.cases.split(",")), rounds=args.rounds or (30 if args.full else 10))
-    if args.full:
-        plan.model_width, plan.model_vocab, plan.model_context = 768, 50257, 1024
-    if args.model_width:
-        plan.model_width = args.model_width
-    env = roofline.environment(device)
-    console.print(", ".join(f"{k} {v}" for k, v in env.items()), highlight=False)
-    rows = roofline.run(plan, report=lambda case_rows: console.print(roofline.table(case_rows)))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(roofline.to_json(rows, env), f, indent=1)
-        console.print(f"wrote {args.json}")
-    if args.markdown:
-        with open(args.markdown, "w") as f:
-            f.write(roofline.markdown(rows) + "\n")
-        console.print(f"wrote {args.markdown}")
-    return 0
-
-
-def _bench_goals(args: argparse.Namespace, device: torch.device, console) -> int:
-    import json
-
-    from . import goals, roofline
-
     env = roofline.environment(device)
     console.print(", ".join(f"{k} {v}" for k, v in env.items()), highlight=False)
     rows: list[roofline.Row] = []
@@ -184,20 +152,39 @@ def _bench_goals(args: argparse.Namespace, device: torch.device, console) -> int
         rows.extend(case_rows)
         console.print(roofline.table(case_rows))
 
-    verdicts = goals.run(
-        device, rounds=args.rounds or 20,
-        size=roofline.parse_size(args.sizes.split(",")[0]) if args.sizes else None,
-        model_width=args.model_width,
-        backends=tuple(args.backends.split(",")) if args.backends else None, report=report)
-    console.print(goals.table(verdicts))
+    backends = tuple(args.backends.split(",")) if args.backends else None
+    verdicts = None
+    if args.goals:
+        verdicts = goals.run(
+            device, rounds=args.rounds or 20,
+            size=roofline.parse_size(args.sizes.split(",")[0]) if args.sizes else None,
+            model_width=args.model_width, backends=backends, report=report)
+        console.print(goals.table(verdicts))
+    else:
+        plan = roofline.Plan(
+            device=device,
+            sizes=tuple(roofline.parse_size(s) for s in args.sizes.split(",")) if args.sizes
+            else (roofline.FULL_SIZES if args.full else roofline.QUICK_SIZES),
+            dtypes=tuple(args.dtypes.split(",")), optimizers=tuple(args.optimizers.split(",")),
+            backends=backends, cases=tuple(args.cases.split(",")),
+            rounds=args.rounds or (30 if args.full else 10))
+        if args.full:
+            plan.model_width, plan.model_vocab, plan.model_context = 768, 50257, 1024
+        if args.model_width:
+            plan.model_width = args.model_width
+        roofline.run(plan, report=report)
     if args.json:
+        report_json = roofline.to_json(rows, env)
+        if verdicts is not None:
+            report_json["goals"] = [v.as_dict() for v in verdicts]
         with open(args.json, "w") as f:
-            json.dump({**roofline.to_json(rows, env), "goals": [v.as_dict() for v in verdicts]},
-                      f, indent=1)
+            json.dump(report_json, f, indent=1)
         console.print(f"wrote {args.json}")
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(goals.markdown(verdicts) + "\n\n" + roofline.markdown(rows) + "\n")
+            if verdicts is not None:
+                f.write(goals.markdown(verdicts) + "\n\n")
+            f.write(roofline.markdown(rows) + "\n")
         console.print(f"wrote {args.markdown}")
     return 0
 
